@@ -1,0 +1,40 @@
+using System.Net.WebSockets;
+using ChatServer.Hosting;
+using ChatServer.Rooms;
+using Microsoft.Extensions.Options;
+
+namespace ChatServer.Connections;
+
+/// <summary>Makes the per-socket objects, which die with the socket; counts open connections for the cap.</summary>
+internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IRoomBus bus,
+    TimeProvider time, ILoggerFactory loggers)
+{
+    private readonly string _instanceId = Epochs.New();
+    private readonly ILogger _connectionLogger = loggers.CreateLogger<ChatConnection>();
+    private readonly ILogger _sessionLogger = loggers.CreateLogger<ChatSession>();
+    private long _created;
+    private int _open;
+
+    public int OpenConnections => Volatile.Read(ref _open);
+
+    /// <summary>Reserves a slot under <see cref="ChatOptions.MaxConnections"/>; release it with <see cref="Release"/>.</summary>
+    public bool TryReserve()
+    {
+        if (Interlocked.Increment(ref _open) <= options.Value.MaxConnections)
+        {
+            return true;
+        }
+
+        Interlocked.Decrement(ref _open);
+        return false;
+    }
+
+    public void Release() => Interlocked.Decrement(ref _open);
+
+    public ChatSession Create(WebSocket socket)
+    {
+        var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
+        var connection = new ChatConnection(id, socket, options.Value, time, _connectionLogger);
+        return new ChatSession(connection, registry, bus, time, _sessionLogger);
+    }
+}

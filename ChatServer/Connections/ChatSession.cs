@@ -1,0 +1,200 @@
+using System.Text.Json;
+using ChatServer.Protocol;
+using ChatServer.Rooms;
+
+namespace ChatServer.Connections;
+
+/// <summary>
+/// What one connection is in the chat: its user and room. Frames reach it one at a time from the receive loop; the
+/// close path may run beside them, so both take <see cref="_gate"/> (it is held across awaits on Redis).
+/// A frame that fails changes nothing: a move to another room leaves the old room only once the new one is joined.
+/// </summary>
+internal sealed class ChatSession(ChatConnection connection, RoomRegistry registry, IRoomBus bus, TimeProvider time, ILogger logger) : IDisposable
+{
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private RoomMember? _member;
+    private bool _closed;
+
+    public ChatConnection Connection => connection;
+
+    /// <summary><c>signin</c> (announced) or <c>updateSocketId</c> (silent, with optional <c>since</c> recovery).</summary>
+    public async Task JoinAsync(JsonElement? id, string user, string room, bool announce, bool isUpdate, long? since, string? epoch)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            var current = _member;
+            if (current is not null && current.Room == room)
+            {
+                await RejoinAsync(current, id, user, isUpdate, since, epoch);
+                return;
+            }
+
+            var member = new RoomMember(connection, room, user);
+            RoomHistory history;
+            try
+            {
+                await registry.JoinAsync(member);
+            }
+            catch (StoreUnavailableException)
+            {
+                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+                return;
+            }
+
+            try
+            {
+                history = await bus.ReadAsync(room);
+            }
+            catch (StoreUnavailableException)
+            {
+                await registry.LeaveAsync(member);
+                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+                return;
+            }
+
+            if (current is not null)
+            {
+                await LeaveAsync(current, announce);
+            }
+
+            _member = member;
+            member.GoLive(Serialize(JoinAck(id, room, isUpdate, since, epoch, history)), history.Epoch, history.Seq);
+            if (announce)
+            {
+                await PublishNotificationAsync(room, NotificationFrame.Joined(room, user));
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async Task SendMessageAsync(JsonElement? id, string text)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            if (_member is not { } member)
+            {
+                SendAck(AckFrame.Rejected(id, "User session not found."));
+                return;
+            }
+
+            ConnectionLog.MessageText(logger, connection.Id, FrameTypes.SendMessage, member.User, member.Room, text);
+            var prefix = MessageEncoding.WritePrefix(member.Room, member.User, text, time.GetUtcNow());
+            try
+            {
+                var (seq, _) = await bus.AppendAsync(member.Room, prefix);
+                SendAck(new AckFrame { Id = id, Ok = true, Seq = seq });
+            }
+            catch (StoreUnavailableException)
+            {
+                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Stops delivery at once (no await): the connection is going away.</summary>
+    public void MarkClosing() => Volatile.Read(ref _member)?.MarkLeft();
+
+    /// <summary>Leaves the room with a leave notification; later frames are ignored.</summary>
+    public async Task CloseAsync()
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            _closed = true;
+            if (_member is { } member)
+            {
+                _member = null;
+                await LeaveAsync(member, announce: true);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public void Dispose() => _gate.Dispose();
+
+    public void SendAck(AckFrame ack) => connection.TryEnqueue(Serialize(ack));
+
+    /// <summary>Signing in again to the room the connection is in: fresh history, no announcement (PROTOCOL.md).</summary>
+    private async Task RejoinAsync(RoomMember member, JsonElement? id, string user, bool isUpdate, long? since, string? epoch)
+    {
+        member.BeginResync();
+        RoomHistory history;
+        try
+        {
+            history = await bus.ReadAsync(member.Room);
+        }
+        catch (StoreUnavailableException)
+        {
+            member.GoLive(null, "", 0);   // back to live delivery with what it had; nothing changed
+            SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+            return;
+        }
+
+        member.User = user;
+        member.GoLive(Serialize(JoinAck(id, member.Room, isUpdate, since, epoch, history)), history.Epoch, history.Seq);
+    }
+
+    private async Task LeaveAsync(RoomMember member, bool announce)
+    {
+        await registry.LeaveAsync(member);
+        if (announce)
+        {
+            await PublishNotificationAsync(member.Room, NotificationFrame.Left(member.Room, member.User));
+        }
+    }
+
+    private async Task PublishNotificationAsync(string room, NotificationFrame notification)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(notification, ChatJsonContext.Wire.NotificationFrame);
+        try
+        {
+            await bus.PublishAsync(room, RoomEntry.EncodeNotification(connection.Id, json));
+        }
+        catch (StoreUnavailableException ex)
+        {
+            ConnectionLog.NotificationFailed(logger, room, ex);   // best effort: notifications are not stored
+        }
+    }
+
+    private static AckFrame JoinAck(JsonElement? id, string room, bool isUpdate, long? since, string? epoch, RoomHistory history)
+    {
+        if (!isUpdate)
+        {
+            return new AckFrame { Id = id, Ok = true, Room = room, Epoch = history.Epoch, Messages = Raw(history.Messages) };
+        }
+
+        if (since is not { } sinceSeq)
+        {
+            return new AckFrame { Id = id, Ok = true, Room = room, Epoch = history.Epoch };
+        }
+
+        var (messages, recovered) = history.Since(sinceSeq, epoch);
+        return new AckFrame { Id = id, Ok = true, Room = room, Epoch = history.Epoch, Messages = Raw(messages), Recovered = recovered };
+    }
+
+    private static RawJson[] Raw(IReadOnlyList<RoomEntry> entries) => [.. entries.Select(e => new RawJson(e.Json))];
+
+    private static byte[] Serialize(AckFrame ack) => JsonSerializer.SerializeToUtf8Bytes(ack, ChatJsonContext.Wire.AckFrame);
+}

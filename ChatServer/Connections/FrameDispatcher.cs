@@ -1,0 +1,85 @@
+using System.Net.WebSockets;
+using ChatServer.Hosting;
+using ChatServer.Protocol;
+using Microsoft.Extensions.Options;
+
+namespace ChatServer.Connections;
+
+/// <summary>
+/// Every client frame gets exactly one ack (PROTOCOL.md): rate limit, then JSON shape, then content rules, then the
+/// session. A frame rejected at any step changes nothing.
+/// </summary>
+internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOptions> options, ILogger<FrameDispatcher> logger)
+{
+    private readonly string _rateLimitError =
+        $"Rate limit exceeded: at most {options.Value.RateLimitPerSecond} frames a second (bursts of {options.Value.RateLimitBurst}); the frame was dropped.";
+
+    public async Task DispatchAsync(ChatSession session, WebSocketMessageType messageType, ReadOnlyMemory<byte> frame)
+    {
+        if (!session.Connection.RateLimiter.TryAcquire())
+        {
+            session.SendAck(AckFrame.Rejected(null, _rateLimitError));
+            return;
+        }
+
+        if (messageType != WebSocketMessageType.Text)
+        {
+            session.SendAck(AckFrame.Rejected(null, "Binary frames are not accepted: send one JSON object per text frame."));
+            return;
+        }
+
+        var parsed = FrameParser.Parse(frame);
+        if (parsed.Error is { } error)
+        {
+            session.SendAck(AckFrame.Rejected(parsed.Id, error));
+            return;
+        }
+
+        try
+        {
+            await HandleAsync(session, parsed);
+        }
+        catch (Exception ex)   // a bug must not kill the connection or leave the frame unanswered
+        {
+            ConnectionLog.HandlerFailed(logger, session.Connection.Id, parsed.Frame?.GetType().Name ?? "?", ex);
+            session.SendAck(AckFrame.Rejected(parsed.Id, "The server failed to handle this frame; nothing was changed."));
+        }
+    }
+
+    private Task HandleAsync(ChatSession session, ParsedFrame parsed)
+    {
+        var id = parsed.Id;
+        switch (parsed.Frame)
+        {
+            case SignInFrame signIn:
+                return ValidateUserAndRoom(signIn.User, signIn.Room, out var user, out var room) is { } signInError
+                    ? Reject(session, parsed, signInError)
+                    : session.JoinAsync(id, user, room, announce: true, isUpdate: false, since: null, epoch: null);
+
+            case UpdateSocketIdFrame update:
+                return ValidateUserAndRoom(update.User, update.Room, out user, out room) is { } updateError
+                    ? Reject(session, parsed, updateError)
+                    : session.JoinAsync(id, user, room, announce: false, isUpdate: true, update.Since, update.Epoch);
+
+            case SendMessageFrame send:
+                return validator.ValidateText(send.Text) is { } textError
+                    ? Reject(session, parsed, textError)
+                    : session.SendMessageAsync(id, send.Text!);
+
+            default:
+                return Reject(session, parsed, "Unsupported frame.");
+        }
+    }
+
+    private string? ValidateUserAndRoom(string? user, string? room, out string trimmedUser, out string trimmedRoom)
+    {
+        trimmedRoom = "";
+        return validator.ValidateUser(user, out trimmedUser) ?? validator.ValidateRoom(room, out trimmedRoom);
+    }
+
+    private static Task Reject(ChatSession session, ParsedFrame parsed, string error)
+    {
+        session.SendAck(AckFrame.Rejected(parsed.Id, error));
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,53 @@
+using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
+
+namespace ChatServer.Hosting;
+
+/// <summary>
+/// Every limit of PROTOCOL.md, with its default. Bound from section <c>Chat</c> (appsettings, or environment variables
+/// such as <c>Chat__HistoryLength=500</c>) and validated at start-up.
+/// </summary>
+public sealed class ChatOptions
+{
+    public const string Section = "Chat";
+
+    /// <summary>Messages kept per room; older ones are trimmed.</summary>
+    [Range(1, 10_000)] public int HistoryLength { get; set; } = 100;
+
+    /// <summary>Largest accepted frame; a larger one closes the connection with 1009.</summary>
+    [Range(1_024, 1_048_576)] public int MaxFrameBytes { get; set; } = 16 * 1024;
+
+    /// <summary>Frames queued for one connection before it counts as not reading and is closed with 1008.</summary>
+    [Range(8, 65_536)] public int OutgoingQueueCapacity { get; set; } = 256;
+
+    [Range(1, 1_000)] public int MaxUserLength { get; set; } = 32;
+    [Range(1, 1_000)] public int MaxRoomLength { get; set; } = 64;
+    [Range(1, 100_000)] public int MaxTextLength { get; set; } = 2_000;
+
+    /// <summary>Sustained frames per second per connection (token bucket refill rate).</summary>
+    [Range(1, 1_000_000)] public int RateLimitPerSecond { get; set; } = 20;
+
+    /// <summary>Frames a connection may send at once before the sustained rate applies.</summary>
+    [Range(1, 1_000_000)] public int RateLimitBurst { get; set; } = 40;
+
+    /// <summary>Open WebSocket connections per instance; further upgrades get 503.</summary>
+    [Range(1, 1_000_000)] public int MaxConnections { get; set; } = 20_000;
+
+    /// <summary>Interval of keep-alive pings; a peer that does not answer within the same time is dropped.</summary>
+    public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>How long a close handshake may take before the socket is aborted.</summary>
+    public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Origins (<c>scheme://host[:port]</c>) allowed to open a WebSocket besides the service's own origin, which is
+    /// always allowed. <c>*</c> allows every origin.
+    /// </summary>
+    public string[] AllowedOrigins { get; set; } = [];
+
+    /// <summary>Whether upgrades without an <c>Origin</c> header (wscat, other non-browser clients) are accepted.</summary>
+    public bool AllowRequestsWithoutOrigin { get; set; } = true;
+}
+
+[OptionsValidator]
+public sealed partial class ChatOptionsValidator : IValidateOptions<ChatOptions>;

@@ -1,0 +1,51 @@
+using ChatServer.Connections;
+using ChatServer.Protocol;
+using ChatServer.Rooms;
+using Microsoft.Extensions.Options;
+
+namespace ChatServer.Hosting;
+
+internal static class ChatServerRegistration
+{
+    /// <summary>Options and their validation, the listening port, the room bus (Redis or in-process) and the connection parts.</summary>
+    public static WebApplicationBuilder AddChatServer(this WebApplicationBuilder builder)
+    {
+        // Cloud Run (and our Dockerfile) say where to listen through PORT; without it, 8080 on every interface.
+        var port = builder.Configuration["PORT"];
+        if (!string.IsNullOrWhiteSpace(port) || string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            builder.WebHost.UseUrls($"http://0.0.0.0:{(string.IsNullOrWhiteSpace(port) ? "8080" : port)}");
+        }
+
+        var services = builder.Services;
+        services.AddOptionsWithValidateOnStart<ChatOptions, ChatOptionsValidator>()
+            .BindConfiguration(ChatOptions.Section)
+            .Validate(o => o.CloseTimeout > TimeSpan.Zero && o.KeepAlive > o.CloseTimeout,
+                "Chat:CloseTimeout must be positive and shorter than Chat:KeepAlive.")
+            .Validate(o => o.RateLimitBurst >= 1 && o.RateLimitPerSecond <= o.RateLimitBurst * 1_000,
+                "Chat:RateLimitBurst must be at least 1.");
+        services.AddOptions<RedisOptions>()
+            .BindConfiguration(RedisOptions.Section)
+            .Configure<IConfiguration>((redis, configuration) =>
+            {
+                redis.Host ??= configuration["REDISHOST"];
+                redis.Port ??= configuration["REDISPORT"];
+            });
+        services.AddOptions<WebSocketOptions>().Configure<IOptions<ChatOptions>>((ws, chat) =>
+            (ws.KeepAliveInterval, ws.KeepAliveTimeout) = (chat.Value.KeepAlive, chat.Value.KeepAlive));   // drop silent peers
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<RedisConnection>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisConnection>());
+        services.AddSingleton<RoomKeys>();
+        services.AddSingleton<IRoomBus>(sp => sp.GetRequiredService<RedisConnection>().IsConfigured
+            ? ActivatorUtilities.CreateInstance<RedisRoomBus>(sp)
+            : ActivatorUtilities.CreateInstance<InMemoryRoomBus>(sp));
+        services.AddSingleton<RoomRegistry>();
+        services.AddSingleton<FrameValidator>();
+        services.AddSingleton<FrameDispatcher>();
+        services.AddSingleton<OriginPolicy>();
+        services.AddSingleton<ChatConnectionFactory>();
+        return builder;
+    }
+}

@@ -1,0 +1,28 @@
+namespace ChatServer.Hosting;
+
+/// <summary>
+/// Where Redis is. <see cref="Configuration"/> (<c>Redis__Configuration</c>) takes a full StackExchange.Redis
+/// configuration string, so AUTH and TLS work (<c>host:6378,password=…,ssl=true</c>); otherwise <c>REDISHOST</c> and
+/// <c>REDISPORT</c>, as Cloud Run deploys set them. With neither, the service runs on its in-process bus.
+/// </summary>
+public sealed class RedisOptions
+{
+    public const string Section = "Redis";
+
+    public string? Configuration { get; set; }
+
+    /// <summary>Bound from the top-level <c>REDISHOST</c> setting.</summary>
+    public string? Host { get; set; }
+
+    /// <summary>Bound from the top-level <c>REDISPORT</c> setting; default 6379.</summary>
+    public string? Port { get; set; }
+
+    /// <summary>Prefix of every key and channel, so several deployments can share one Redis.</summary>
+    public string KeyPrefix { get; set; } = "chat:";
+
+    /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
+    public string? EffectiveConfiguration() =>
+        !string.IsNullOrWhiteSpace(Configuration) ? Configuration
+        : !string.IsNullOrWhiteSpace(Host) ? $"{Host}:{(string.IsNullOrWhiteSpace(Port) ? "6379" : Port)}"
+        : null;
+}

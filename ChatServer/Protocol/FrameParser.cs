@@ -1,0 +1,125 @@
+using System.Text.Json;
+
+namespace ChatServer.Protocol;
+
+/// <summary>
+/// Turns the bytes of one text frame into a <see cref="ClientFrame"/>: JSON syntax and field types only. The content
+/// rules (lengths, control characters) are <see cref="FrameValidator"/>'s. Envelope first (<c>id</c>, <c>type</c>), so a
+/// rejected frame still echoes its id (PROTOCOL.md, "Transport").
+/// </summary>
+internal static class FrameParser
+{
+    private static readonly JsonDocumentOptions s_documentOptions = new() { MaxDepth = 64 };
+
+    public static ParsedFrame Parse(ReadOnlyMemory<byte> utf8)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(utf8, s_documentOptions);
+        }
+        catch (JsonException)
+        {
+            return ParsedFrame.Rejected(null, "The frame is not valid JSON: send one UTF-8 JSON object per text frame.");
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return ParsedFrame.Rejected(null, "The frame must be a JSON object with a string field 'type'.");
+            }
+
+            JsonElement? id = null;
+            if (root.TryGetProperty("id"u8, out var idValue))
+            {
+                switch (idValue.ValueKind)
+                {
+                    case JsonValueKind.String or JsonValueKind.Number:
+                        id = idValue.Clone();   // outlives the document and the receive buffer
+                        break;
+                    case JsonValueKind.Null:
+                        break;                  // "id": null counts as no id
+                    default:
+                        return ParsedFrame.Rejected(null, "Field 'id' must be a string or a number.");
+                }
+            }
+
+            if (!root.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String)
+            {
+                return ParsedFrame.Rejected(id, "Field 'type' is required and must be a string.");
+            }
+
+            return type.GetString() switch
+            {
+                FrameTypes.SignIn => ReadSignIn(root, id),
+                FrameTypes.SendMessage => ReadSendMessage(root, id),
+                FrameTypes.UpdateSocketId => ReadUpdateSocketId(root, id),
+                var unknown => ParsedFrame.Rejected(id,
+                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage or updateSocketId."),
+            };
+        }
+    }
+
+    private static ParsedFrame ReadSignIn(JsonElement root, JsonElement? id)
+    {
+        if (!TryReadString(root, "user", out var user, out var error) || !TryReadString(root, "room", out var room, out error))
+        {
+            return ParsedFrame.Rejected(id, error);
+        }
+
+        return new(id, new SignInFrame(user, room), null);
+    }
+
+    private static ParsedFrame ReadSendMessage(JsonElement root, JsonElement? id) =>
+        TryReadString(root, "text", out var text, out var error)
+            ? new(id, new SendMessageFrame(text), null)
+            : ParsedFrame.Rejected(id, error);
+
+    private static ParsedFrame ReadUpdateSocketId(JsonElement root, JsonElement? id)
+    {
+        if (!TryReadString(root, "user", out var user, out var error)
+            || !TryReadString(root, "room", out var room, out error)
+            || !TryReadString(root, "epoch", out var epoch, out error))
+        {
+            return ParsedFrame.Rejected(id, error);
+        }
+
+        long? since = null;
+        if (root.TryGetProperty("since"u8, out var sinceValue) && sinceValue.ValueKind != JsonValueKind.Null)
+        {
+            if (sinceValue.ValueKind != JsonValueKind.Number || !sinceValue.TryGetInt64(out var value) || value < 0)
+            {
+                return ParsedFrame.Rejected(id, "Field 'since' must be an integer >= 0 (the highest seq already seen).");
+            }
+
+            since = value;
+        }
+
+        return new(id, new UpdateSocketIdFrame(user, room, since, epoch), null);
+    }
+
+    /// <summary>Absent and <c>null</c> read as <c>null</c> (the validator names what is missing); other types fail.</summary>
+    private static bool TryReadString(JsonElement root, string name, out string? value, out string error)
+    {
+        value = null;
+        error = "";
+        if (!root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.String)
+        {
+            error = $"Field '{name}' must be a string.";
+            return false;
+        }
+
+        value = element.GetString();
+        return true;
+    }
+
+    private static string Shorten(string? value) =>
+        value is null ? "" : value.Length <= 40 ? value : string.Concat(value.AsSpan(0, 40), "…");
+}

@@ -1,0 +1,14 @@
+namespace ChatServer.Protocol;
+
+/// <summary>The wire names of every frame type (PROTOCOL.md); nothing else spells them.</summary>
+internal static class FrameTypes
+{
+    public const string SignIn = "signin";
+    public const string SendMessage = "sendMessage";
+    public const string UpdateSocketId = "updateSocketId";
+
+    public const string Ack = "ack";
+    public const string Message = "message";
+    public const string Notification = "notification";
+    public const string Gap = "gap";
+}

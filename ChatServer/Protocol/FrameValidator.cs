@@ -1,0 +1,113 @@
+using ChatServer.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace ChatServer.Protocol;
+
+/// <summary>
+/// The content rules of PROTOCOL.md's validation table. "Characters" are Unicode code points; "control characters"
+/// are category Cc. Names are trimmed; text is kept exactly as sent. Each method returns <c>null</c> or the error.
+/// </summary>
+internal sealed class FrameValidator(IOptions<ChatOptions> options)
+{
+    private readonly ChatOptions _options = options.Value;
+
+    public string? ValidateUser(string? user, out string trimmed) => ValidateName("user", user, _options.MaxUserLength, out trimmed);
+
+    public string? ValidateRoom(string? room, out string trimmed) => ValidateName("room", room, _options.MaxRoomLength, out trimmed);
+
+    public string? ValidateText(string? text)
+    {
+        if (text is null)
+        {
+            return "Field 'text' is required and must be a string.";
+        }
+
+        if (!IsWellFormed(text))
+        {
+            return "Field 'text' must be valid Unicode (no unpaired surrogates).";
+        }
+
+        var length = CountCodePoints(text);
+        if (length < 1 || length > _options.MaxTextLength)
+        {
+            return $"Field 'text' must be 1 to {_options.MaxTextLength} characters (it has {length}).";
+        }
+
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return "Field 'text' must not be only white space.";
+        }
+
+        foreach (var c in text)
+        {
+            if (char.IsControl(c) && c is not ('\t' or '\r' or '\n'))
+            {
+                return "Field 'text' must not contain control characters (tab, CR and LF are allowed).";
+            }
+        }
+
+        return null;
+    }
+
+    private static string? ValidateName(string field, string? value, int maxLength, out string trimmed)
+    {
+        trimmed = "";
+        if (value is null)
+        {
+            return $"Field '{field}' is required and must be a string.";
+        }
+
+        if (!IsWellFormed(value))
+        {
+            return $"Field '{field}' must be valid Unicode (no unpaired surrogates).";
+        }
+
+        trimmed = value.Trim();
+        var length = CountCodePoints(trimmed);
+        if (length < 1 || length > maxLength)
+        {
+            return $"Field '{field}' must be 1 to {maxLength} characters after trimming (it has {length}).";
+        }
+
+        foreach (var c in trimmed)
+        {
+            if (char.IsControl(c))
+            {
+                return $"Field '{field}' must not contain control characters.";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Code points, not UTF-16 units: an emoji counts once. (Cc holds no surrogates, so the control checks can scan units.)</summary>
+    private static int CountCodePoints(string value)
+    {
+        var count = 0;
+        foreach (var _ in value.EnumerateRunes())
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    /// <summary>A lone surrogate (legal in JSON as an escape) cannot be written back out as UTF-8.</summary>
+    private static bool IsWellFormed(string value)
+    {
+        for (var i = 0; i < value.Length; i++)
+        {
+            var c = value[i];
+            if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

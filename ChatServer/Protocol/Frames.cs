@@ -1,0 +1,79 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace ChatServer.Protocol;
+
+/// <summary>A client frame whose JSON shape is right (fields of the right JSON types); content rules come after.</summary>
+internal abstract record ClientFrame;
+
+/// <summary><c>{"type":"signin","user":…,"room":…}</c></summary>
+internal sealed record SignInFrame(string? User, string? Room) : ClientFrame;
+
+/// <summary><c>{"type":"sendMessage","text":…}</c></summary>
+internal sealed record SendMessageFrame(string? Text) : ClientFrame;
+
+/// <summary><c>{"type":"updateSocketId","user":…,"room":…,"since":…,"epoch":…}</c></summary>
+internal sealed record UpdateSocketIdFrame(string? User, string? Room, long? Since, string? Epoch) : ClientFrame;
+
+/// <summary>
+/// The reply to every client frame. <see cref="Id"/> is always written: the frame's own id value, or <c>null</c>.
+/// </summary>
+internal sealed class AckFrame
+{
+    public string Type => FrameTypes.Ack;
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)]
+    public JsonElement? Id { get; init; }
+
+    public bool Ok { get; init; }
+    public string? Error { get; init; }
+    public string? Room { get; init; }
+    public string? Epoch { get; init; }
+    public long? Seq { get; init; }
+
+    /// <summary>Stored <c>message</c> objects, oldest first, written as the very bytes Redis holds.</summary>
+    public IReadOnlyList<RawJson>? Messages { get; init; }
+
+    public bool? Recovered { get; init; }
+
+    public static AckFrame Rejected(JsonElement? id, string error) => new() { Id = id, Ok = false, Error = error };
+}
+
+/// <summary><c>{"type":"notification",…}</c>: a join or leave, never stored.</summary>
+internal sealed class NotificationFrame
+{
+    public string Type => FrameTypes.Notification;
+    public required string Room { get; init; }
+    public required string User { get; init; }
+    public required string Title { get; init; }
+    public required string Description { get; init; }
+
+    public static NotificationFrame Joined(string room, string user) =>
+        new() { Room = room, User = user, Title = "Someone's here", Description = $"{user} just entered the room" };
+
+    public static NotificationFrame Left(string room, string user) =>
+        new() { Room = room, User = user, Title = "Someone just left", Description = $"{user} just left the room" };
+}
+
+/// <summary><c>{"type":"gap",…}</c>: messages <see cref="From"/>..<see cref="To"/> could not be delivered.</summary>
+internal sealed class GapFrame
+{
+    public string Type => FrameTypes.Gap;
+    public required string Room { get; init; }
+    public bool Recovered { get; init; }
+    public long From { get; init; }
+    public long To { get; init; }
+}
+
+/// <summary>A JSON value kept as UTF-8 bytes and written verbatim (a stored message).</summary>
+[JsonConverter(typeof(RawJsonConverter))]
+internal readonly record struct RawJson(ReadOnlyMemory<byte> Utf8);
+
+internal sealed class RawJsonConverter : JsonConverter<RawJson>
+{
+    public override RawJson Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        throw new NotSupportedException("Stored messages are only ever written.");
+
+    public override void Write(Utf8JsonWriter writer, RawJson value, JsonSerializerOptions options) =>
+        writer.WriteRawValue(value.Utf8.Span, skipInputValidation: true);   // built by MessageEncoding, already valid
+}

@@ -1,0 +1,75 @@
+using System.Buffers.Text;
+using System.Text;
+
+namespace ChatServer.Rooms;
+
+internal enum RoomEntryKind
+{
+    Message,
+    Notification,
+}
+
+/// <summary>
+/// What travels on a room's channel and sits in its history list. A stored message is
+/// <c>m &lt;seq&gt; &lt;epoch&gt; &lt;message json&gt;</c>; a notification (published, never stored) is
+/// <c>n &lt;origin connection id&gt; &lt;notification json&gt;</c>. The header lets an instance order, de-duplicate and
+/// route an entry without parsing its JSON, whose bytes go to clients unchanged.
+/// </summary>
+internal readonly record struct RoomEntry(RoomEntryKind Kind, long Seq, string Epoch, string Origin, ReadOnlyMemory<byte> Json)
+{
+    public static byte[] EncodeMessage(long seq, string epoch, ReadOnlySpan<byte> json) =>
+        [.. Encoding.ASCII.GetBytes($"m {seq} {epoch} "), .. json];
+
+    public static byte[] EncodeNotification(string origin, ReadOnlySpan<byte> json) =>
+        [.. Encoding.UTF8.GetBytes($"n {origin} "), .. json];
+
+    public static bool TryParse(ReadOnlyMemory<byte> entry, out RoomEntry result)
+    {
+        result = default;
+        var span = entry.Span;
+        if (span.Length < 4 || span[1] != (byte)' ')
+        {
+            return false;
+        }
+
+        switch (span[0])
+        {
+            case (byte)'m':
+                {
+                    var rest = span[2..];
+                    var space = rest.IndexOf((byte)' ');
+                    if (space <= 0 || !Utf8Parser.TryParse(rest[..space], out long seq, out var consumed) || consumed != space)
+                    {
+                        return false;
+                    }
+
+                    var afterSeq = 2 + space + 1;
+                    var epochLength = span[afterSeq..].IndexOf((byte)' ');
+                    if (epochLength <= 0)
+                    {
+                        return false;
+                    }
+
+                    var epoch = Encoding.ASCII.GetString(span.Slice(afterSeq, epochLength));
+                    result = new(RoomEntryKind.Message, seq, epoch, "", entry[(afterSeq + epochLength + 1)..]);
+                    return true;
+                }
+
+            case (byte)'n':
+                {
+                    var originLength = span[2..].IndexOf((byte)' ');
+                    if (originLength <= 0)
+                    {
+                        return false;
+                    }
+
+                    var origin = Encoding.UTF8.GetString(span.Slice(2, originLength));
+                    result = new(RoomEntryKind.Notification, 0, "", origin, entry[(2 + originLength + 1)..]);
+                    return true;
+                }
+
+            default:
+                return false;
+        }
+    }
+}
