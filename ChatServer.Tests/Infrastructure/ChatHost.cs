@@ -1,0 +1,41 @@
+using System.Net;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ChatServer.Tests;
+
+/// <summary>A real ChatServer on Kestrel, 127.0.0.1, a free port; <c>redis</c> null means the in-process bus.</summary>
+public sealed class ChatHost : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+
+    public ChatHost(string? redis, IReadOnlyDictionary<string, string?>? settings = null)
+    {
+        _settings = new(settings ?? new Dictionary<string, string?>())
+        {
+            ["Redis:Configuration"] = redis ?? "",
+            ["REDISHOST"] = "",
+        };
+        UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
+        StartServer();
+        var address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        BaseUri = new Uri(address);
+    }
+
+    public Uri BaseUri { get; }
+
+    public Uri WebSocketUri => new UriBuilder(BaseUri) { Scheme = "ws", Path = "/ws" }.Uri;
+
+    public HttpClient CreateHttpClient() => new() { BaseAddress = BaseUri };
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in _settings)
+        {
+            builder.UseSetting(key, value);
+        }
+    }
+}
