@@ -116,7 +116,16 @@ internal static class FrameParser
             return false;
         }
 
-        value = element.GetString();
+        try
+        {
+            value = element.GetString();
+        }
+        catch (InvalidOperationException)   // an escaped lone surrogate ("\ud800") is valid JSON but not text
+        {
+            error = $"Field '{name}' must be valid Unicode (no unpaired surrogates).";
+            return false;
+        }
+
         return true;
     }
 
