@@ -18,11 +18,45 @@ public sealed class ChatClient : IAsyncDisposable
     private readonly Task _reader;
     private int _nextId;
 
-    private ChatClient(ClientWebSocket socket)
+    private readonly TaskCompletionSource _readingAllowed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private ChatClient(ClientWebSocket socket, bool read)
     {
         _socket = socket;
+        if (read)
+        {
+            _readingAllowed.SetResult();
+        }
+
         _reader = ReadLoopAsync();
     }
+
+    /// <summary>
+    /// For a client that does not read (until <see cref="StartReading"/>): its frames pile up on the server.
+    /// Its TCP receive buffer is pinned small (which turns off the kernel's autotuning, up to 32 MiB here), so the
+    /// server's side fills after kilobytes rather than tens of megabytes.
+    /// </summary>
+    public static async Task<ChatClient> ConnectWithoutReadingAsync(Uri uri, CancellationToken cancellationToken)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (context, token) =>
+            {
+                var tcp = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp)
+                {
+                    ReceiveBufferSize = 4096,
+                    NoDelay = true,
+                };
+                await tcp.ConnectAsync(context.DnsEndPoint, token);
+                return new System.Net.Sockets.NetworkStream(tcp, ownsSocket: true);
+            },
+        };
+        var socket = new ClientWebSocket();
+        await socket.ConnectAsync(uri, new HttpMessageInvoker(handler), cancellationToken);
+        return new ChatClient(socket, read: false);
+    }
+
+    public void StartReading() => _readingAllowed.TrySetResult();
 
     public WebSocketCloseStatus? CloseStatus { get; private set; }
 
@@ -37,7 +71,7 @@ public sealed class ChatClient : IAsyncDisposable
         }
 
         await socket.ConnectAsync(uri, cancellationToken);
-        return new ChatClient(socket);
+        return new ChatClient(socket, read: true);
     }
 
     /// <summary>Connects and signs in; returns once the ack (ok) arrived.</summary>
@@ -145,6 +179,7 @@ public sealed class ChatClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        StartReading();
         try
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
@@ -160,6 +195,7 @@ public sealed class ChatClient : IAsyncDisposable
 
     private async Task ReadLoopAsync()
     {
+        await _readingAllowed.Task;
         var buffer = new byte[64 * 1024];
         var message = new MemoryStream();
         try

@@ -72,16 +72,17 @@ internal sealed class ChatConnection
     }
 
     /// <summary>
-    /// Runs both loops until the connection ends. <paramref name="onClosing"/> runs as soon as either side decides to
-    /// close (before the close handshake), so room membership ends at once.
+    /// Runs both loops until the connection ends. <paramref name="onClosing"/> starts as soon as either side decides to
+    /// close and runs beside the close handshake, so room membership (and the leave notification) ends at once, not
+    /// after a non-reading peer has used up the close timeout.
     /// </summary>
     public async Task RunAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
-        Action onClosing, CancellationToken requestAborted)
+        Func<Task> onClosing, CancellationToken requestAborted)
     {
         var receiving = ReceiveLoopAsync(dispatch, requestAborted);
         var sending = SendLoopAsync();
         await Task.WhenAny(receiving, sending, _closeRequested.Task);
-        onClosing();
+        var closing = onClosing();
         RequestClose(WebSocketCloseStatus.NormalClosure);
         try
         {
@@ -94,6 +95,7 @@ internal sealed class ChatConnection
             await Task.WhenAll(receiving, sending);
         }
 
+        await closing;
         ConnectionLog.Closed(_logger, Id, CloseStatus);
     }
 

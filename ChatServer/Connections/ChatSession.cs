@@ -110,12 +110,13 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
         }
     }
 
-    /// <summary>Stops delivery at once (no await): the connection is going away.</summary>
-    public void MarkClosing() => Volatile.Read(ref _member)?.MarkLeft();
-
-    /// <summary>Leaves the room with a leave notification; later frames are ignored.</summary>
+    /// <summary>
+    /// Leaves the room with a leave notification; later frames are ignored. Delivery stops before the first await, even
+    /// while a frame in flight still holds the gate. Safe to call more than once.
+    /// </summary>
     public async Task CloseAsync()
     {
+        Volatile.Read(ref _member)?.MarkLeft();
         await _gate.WaitAsync();
         try
         {

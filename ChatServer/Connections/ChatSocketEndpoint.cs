@@ -52,7 +52,7 @@ internal static class ChatSocketEndpoint
             try
             {
                 await connection.RunAsync((_, type, frame) => dispatcher.DispatchAsync(session, type, frame),
-                    session.MarkClosing, context.RequestAborted);
+                    session.CloseAsync, context.RequestAborted);
             }
             finally
             {
