@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite: bash scripts/test.sh
+# Installs what the tests need from Debian's packages when it is missing and we are root (redis-server), builds,
+# runs every test, and ends with one line: "N passed, N failed, N skipped".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+if [ -z "${CHAT_TEST_REDIS:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+  missing+=(redis-server)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing ${missing[*]} from Debian's packages..."
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "Missing: ${missing[*]}. Install it (apt-get install ${missing[*]}) or set CHAT_TEST_REDIS=host:port." >&2
+  fi
+fi
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+status=0
+dotnet build Chat.sln -c Release -nologo -clp:ErrorsOnly || status=$?
+if [ "$status" -eq 0 ]; then
+  dotnet test Chat.sln -c Release --no-build -nologo \
+    --logger "trx" --logger "console;verbosity=normal" --results-directory "$results" || status=$?
+fi
+
+# Sum the counters of every results file (one per test project).
+passed=0; failed=0; skipped=0
+for trx in "$results"/*.trx; do
+  [ -e "$trx" ] || continue
+  counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)"
+  attr() { echo "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+  passed=$((passed + $(attr passed)))
+  failed=$((failed + $(attr failed) + $(attr error) + $(attr timeout) + $(attr aborted)))
+  skipped=$((skipped + $(attr notExecuted) + $(attr inconclusive)))
+done
+
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1   # the build or the test host failed before any test could report
+fi
+if [ "${CI:-}" = "true" ] && [ "$skipped" -gt 0 ]; then
+  echo "CI: $skipped test(s) were skipped; in CI every dependency must be installed, so that is a failure." >&2
+  status=1
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
