@@ -124,7 +124,9 @@ public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backe
 
         // .NET's client does not validate the UTF-8 it sends, so the server really sees the bad bytes. RFC 6455 §8.1
         // says to fail such a connection with 1007; the server's WebSocket does exactly that (PROTOCOL.md, our doc).
-        Assert.That(await client.WaitForCloseAsync(cancellationToken), Is.EqualTo(WebSocketCloseStatus.InvalidPayloadData));
+        // The server's socket then goes away at once; when that reset overtakes the Close frame on the client side,
+        // the client sees no status at all. Either way no ack arrives, and the server goes on serving.
+        Assert.That(await client.WaitForCloseAsync(cancellationToken), Is.EqualTo(WebSocketCloseStatus.InvalidPayloadData).Or.Null);
         await using var next = await ChatClient.ConnectAsync(HostA.WebSocketUri, cancellationToken);
         Assert.That((await next.RequestAsync(new { type = "signin", user = "a", room = TestNames.Room() }, cancellationToken)).Ok, Is.True);
     }

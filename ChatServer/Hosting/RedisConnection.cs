@@ -20,6 +20,12 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 
     public bool IsConnected => _multiplexer?.IsConnected == true;
 
+    /// <summary>
+    /// Raised when a connection to Redis is re-established. Pub/sub is at-most-once: whatever was published while the
+    /// subscription connection was down is lost to this instance, so subscribers catch up from history.
+    /// </summary>
+    public event Action? Restored;
+
     public IConnectionMultiplexer Multiplexer =>
         _multiplexer ?? throw new StoreUnavailableException("The Redis connection has not been started.");
 
@@ -37,7 +43,11 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
         configuration.ClientName ??= "chatserver";
         _multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken);
         _multiplexer.ConnectionFailed += (_, e) => RedisLog.ConnectionFailed(logger, e.ConnectionType, e.EndPoint?.ToString(), e.Exception);
-        _multiplexer.ConnectionRestored += (_, e) => RedisLog.ConnectionRestored(logger, e.ConnectionType, e.EndPoint?.ToString());
+        _multiplexer.ConnectionRestored += (_, e) =>
+        {
+            RedisLog.ConnectionRestored(logger, e.ConnectionType, e.EndPoint?.ToString());
+            Restored?.Invoke();
+        };
         RedisLog.UsingRedis(logger, string.Join(", ", configuration.EndPoints.Select(e => e.ToString())), _multiplexer.IsConnected);
     }
 

@@ -10,10 +10,11 @@ internal interface IRoomBus
     bool IsAvailable { get; }
 
     /// <summary>
-    /// Starts delivering the room's entries to <paramref name="onEntry"/>, one at a time, in publication order (which is
-    /// <c>seq</c> order for messages). Returns once delivery is active; dispose to stop.
+    /// Starts delivering the room's entries to <paramref name="onEntry"/>, one at a time: messages in <c>seq</c> order
+    /// with none skipped or repeated (a message that can no longer be delivered becomes a <see cref="RoomEntryKind.Gap"/>
+    /// entry), and notifications as they come. Returns once delivery is active; dispose to stop.
     /// </summary>
-    Task<IAsyncDisposable> SubscribeAsync(string room, Action<ReadOnlyMemory<byte>> onEntry);
+    Task<IAsyncDisposable> SubscribeAsync(string room, Action<RoomEntry> onEntry);
 
     /// <summary>Numbers, stores, trims and publishes one message, atomically. <paramref name="messagePrefix"/>: see <c>MessageEncoding</c>.</summary>
     Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] messagePrefix);

@@ -16,7 +16,7 @@ internal sealed class InMemoryRoomBus(IOptions<ChatOptions> options) : IRoomBus
 
     public bool IsAvailable => true;
 
-    public Task<IAsyncDisposable> SubscribeAsync(string room, Action<ReadOnlyMemory<byte>> onEntry)
+    public Task<IAsyncDisposable> SubscribeAsync(string room, Action<RoomEntry> onEntry)
     {
         var state = State(room);
         lock (state.Sync)
@@ -74,8 +74,13 @@ internal sealed class InMemoryRoomBus(IOptions<ChatOptions> options) : IRoomBus
         return Task.CompletedTask;
     }
 
-    private static void Publish(RoomState state, byte[] entry)
+    private static void Publish(RoomState state, byte[] stored)
     {
+        if (!RoomEntry.TryParse(stored, out var entry))
+        {
+            return;
+        }
+
         foreach (var subscriber in state.Subscribers)
         {
             subscriber(entry);
@@ -90,10 +95,10 @@ internal sealed class InMemoryRoomBus(IOptions<ChatOptions> options) : IRoomBus
         public readonly string Epoch = Epochs.New();
         public readonly Queue<byte[]> History = new();
         public long Seq;
-        public Action<ReadOnlyMemory<byte>>[] Subscribers = [];
+        public Action<RoomEntry>[] Subscribers = [];
     }
 
-    private sealed class Subscription(RoomState state, Action<ReadOnlyMemory<byte>> onEntry) : IAsyncDisposable
+    private sealed class Subscription(RoomState state, Action<RoomEntry> onEntry) : IAsyncDisposable
     {
         public ValueTask DisposeAsync()
         {

@@ -1,5 +1,6 @@
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
+using System.Collections.Concurrent;
 using StackExchange.Redis;
 
 namespace ChatServer.Rooms;
@@ -9,8 +10,7 @@ namespace ChatServer.Rooms;
 /// and delivery order agree on every instance however many senders write at once. One channel per room, subscribed
 /// through a <see cref="ChannelMessageQueue"/> so its handler runs one message at a time, in arrival order.
 /// </summary>
-internal sealed class RedisRoomBus(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, ILogger<RedisRoomBus> logger)
-    : IRoomBus
+internal sealed class RedisRoomBus : IRoomBus
 {
     // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel.
     // Lua numbers print as integers up to 2^53, far beyond any seq.
@@ -40,40 +40,48 @@ internal sealed class RedisRoomBus(RedisConnection connection, RoomKeys keys, IO
         return {epoch, seq, redis.call('LRANGE', KEYS[2], 0, -1)}
         """;
 
-    private readonly int _historyLength = options.Value.HistoryLength;
+    private readonly RedisConnection _connection;
+    private readonly RoomKeys _keys;
+    private readonly ILogger<RedisRoomBus> _logger;
+    private readonly TimeProvider _time;
+    private readonly int _historyLength;
+    private readonly ConcurrentDictionary<RedisRoomSubscription, byte> _subscriptions = new();
 
-    public bool IsAvailable => connection.IsConnected;
-
-    public async Task<IAsyncDisposable> SubscribeAsync(string room, Action<ReadOnlyMemory<byte>> onEntry)
+    public RedisRoomBus(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, TimeProvider time,
+        ILogger<RedisRoomBus> logger)
     {
-        var queue = await Run(() => connection.Multiplexer.GetSubscriber().SubscribeAsync(keys.Channel(room)));
-        queue.OnMessage(message =>
-        {
-            try
-            {
-                onEntry((byte[])message.Message!);
-            }
-            catch (Exception ex)   // the library would swallow it silently
-            {
-                RoomLog.DeliveryFailed(logger, room, ex);
-            }
-        });
-        return new Subscription(queue, room, logger);
+        (_connection, _keys, _time, _logger) = (connection, keys, time, logger);
+        _historyLength = options.Value.HistoryLength;
+        connection.Restored += OnRestored;
     }
+
+    public bool IsAvailable => _connection.IsConnected;
+
+    public async Task<IAsyncDisposable> SubscribeAsync(string room, Action<RoomEntry> onEntry)
+    {
+        var subscription = new RedisRoomSubscription(this, room, onEntry, _logger);
+        await subscription.StartAsync();
+        _subscriptions.TryAdd(subscription, 0);
+        return new Unsubscriber(this, subscription);
+    }
+
+    /// <summary>Subscribes to the room's channel; the queue's handler runs one message at a time, in arrival order.</summary>
+    internal Task<ChannelMessageQueue> SubscribeChannelAsync(string room) =>
+        Run(() => _connection.Multiplexer.GetSubscriber().SubscribeAsync(_keys.Channel(room)));
 
     public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] messagePrefix)
     {
-        var result = await Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
-            [keys.Meta(room), keys.History(room)],
-            [messagePrefix, _historyLength, Epochs.New(), keys.Channel(room).ToString()]));
+        var result = await Run(() => _connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
+            [_keys.Meta(room), _keys.History(room)],
+            [messagePrefix, _historyLength, Epochs.New(), _keys.Channel(room).ToString()]));
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
     }
 
     public async Task<RoomHistory> ReadAsync(string room)
     {
-        var result = await Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReadScript,
-            [keys.Meta(room), keys.History(room)], [Epochs.New()]));
+        var result = await Run(() => _connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReadScript,
+            [_keys.Meta(room), _keys.History(room)], [Epochs.New()]));
         var parts = (RedisResult[])result!;
         var stored = (RedisResult[])parts[2]!;
         var messages = new List<RoomEntry>(stored.Length);
@@ -89,7 +97,7 @@ internal sealed class RedisRoomBus(RedisConnection connection, RoomKeys keys, IO
     }
 
     public async Task PublishAsync(string room, byte[] entry) =>
-        await Run(() => connection.Multiplexer.GetSubscriber().PublishAsync(keys.Channel(room), entry));
+        await Run(() => _connection.Multiplexer.GetSubscriber().PublishAsync(_keys.Channel(room), entry));
 
     /// <summary>Turns "Redis is not there" into the one exception the session answers with <c>ok:false</c>.</summary>
     private static async Task<T> Run<T>(Func<Task<T>> operation)
@@ -104,18 +112,33 @@ internal sealed class RedisRoomBus(RedisConnection connection, RoomKeys keys, IO
         }
     }
 
-    private sealed class Subscription(ChannelMessageQueue queue, string room, ILogger logger) : IAsyncDisposable
+    /// <summary>
+    /// After a reconnect every room catches up from history. Twice: once at once, and once a second later, because the
+    /// library may still be re-sending SUBSCRIBE when it reports the connection restored; anything published in that
+    /// window is in history by the second pass (and any later message would trigger a catch-up by itself).
+    /// </summary>
+    private void OnRestored() => _ = CatchUpAllAsync();
+
+    private async Task CatchUpAllAsync()
     {
-        public async ValueTask DisposeAsync()
+        foreach (var delay in s_catchUpDelays)
         {
-            try
+            await Task.Delay(delay, _time);
+            foreach (var subscription in _subscriptions.Keys)
             {
-                await queue.UnsubscribeAsync();
+                await subscription.CatchUpAsync();
             }
-            catch (Exception ex) when (ex is RedisConnectionException or RedisTimeoutException)
-            {
-                RoomLog.UnsubscribeFailed(logger, room, ex);   // Redis forgets it anyway when the connection drops
-            }
+        }
+    }
+
+    private static readonly TimeSpan[] s_catchUpDelays = [TimeSpan.Zero, TimeSpan.FromSeconds(1)];
+
+    private sealed class Unsubscriber(RedisRoomBus bus, RedisRoomSubscription subscription) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            bus._subscriptions.TryRemove(subscription, out _);
+            return subscription.DisposeAsync();
         }
     }
 }

@@ -4,7 +4,7 @@ namespace ChatServer.Rooms;
 /// One room's local members on this instance. <see cref="Gate"/> serializes joins and leaves of this room (they await
 /// Redis to (un)subscribe); the member list is copy-on-write, so <see cref="Deliver"/> never takes a lock.
 /// </summary>
-internal sealed class Room(string name, ILogger logger)
+internal sealed class Room(string name)
 {
     private readonly Lock _sync = new();
     private RoomMember[] _members = [];
@@ -39,15 +39,9 @@ internal sealed class Room(string name, ILogger logger)
         }
     }
 
-    /// <summary>Called by the bus, one entry at a time in publication order; only enqueues, never blocks.</summary>
-    public void Deliver(ReadOnlyMemory<byte> stored)
+    /// <summary>Called by the bus, one entry at a time in order; only enqueues, never blocks.</summary>
+    public void Deliver(RoomEntry entry)
     {
-        if (!RoomEntry.TryParse(stored, out var entry))
-        {
-            RoomLog.BadEntry(logger, Name);
-            return;
-        }
-
         foreach (var member in Volatile.Read(ref _members))
         {
             member.Deliver(entry);

@@ -5,8 +5,17 @@ namespace ChatServer.Rooms;
 
 internal enum RoomEntryKind
 {
+    /// <summary>A stored message (<c>m</c>).</summary>
     Message,
+
+    /// <summary>A join or leave notification (<c>n</c>), never stored.</summary>
     Notification,
+
+    /// <summary>
+    /// Made by an instance, never sent between them: messages up to <see cref="RoomEntry.Seq"/> of
+    /// <see cref="RoomEntry.Epoch"/> could not be delivered; the JSON is the <c>gap</c> frame.
+    /// </summary>
+    Gap,
 }
 
 /// <summary>

@@ -11,6 +11,15 @@ internal static partial class RoomLog
     [LoggerMessage(202, LogLevel.Warning, "Room {Room}: an entry with an unreadable header was ignored.")]
     public static partial void BadEntry(ILogger logger, string room);
 
+    [LoggerMessage(205, LogLevel.Warning, "Room {Room}: pub/sub skipped seq {From}..{To}; delivering them from history.")]
+    public static partial void GapDetected(ILogger logger, string room, long from, long to);
+
+    [LoggerMessage(206, LogLevel.Warning, "Room {Room}: seq {From}..{To} are no longer in history; clients get a gap frame.")]
+    public static partial void GapUnrecoverable(ILogger logger, string room, long from, long to);
+
+    [LoggerMessage(207, LogLevel.Warning, "Room {Room}: catching up from history failed.")]
+    public static partial void CatchUpFailed(ILogger logger, string room, Exception exception);
+
     [LoggerMessage(203, LogLevel.Debug, "Room {Room}: first local member; subscribed.")]
     public static partial void Subscribed(ILogger logger, string room);
 

@@ -97,7 +97,7 @@ internal sealed class RoomMember(ChatConnection connection, string room, string 
         var sameEpoch = string.Equals(entry.Epoch, _epoch, StringComparison.Ordinal);
         if (sameEpoch && entry.Seq <= _lastSeq)
         {
-            return;   // already in the ack's history, or delivered
+            return;   // already in the ack's history, or delivered (for a gap: this member's ack already covered it)
         }
 
         (_epoch, _lastSeq) = (entry.Epoch, entry.Seq);

@@ -19,7 +19,7 @@ internal sealed class RoomRegistry(IRoomBus bus, ILogger<RoomRegistry> logger)
     {
         while (true)
         {
-            var room = _rooms.GetOrAdd(member.Room, name => new Room(name, logger));
+            var room = _rooms.GetOrAdd(member.Room, static name => new Room(name));
             await room.Gate.WaitAsync();
             try
             {
