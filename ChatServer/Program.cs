@@ -6,12 +6,11 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     Args = args,
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),   // the copy in build/publish output
 });
-builder.AddChatServer();        // options + validation, port, Redis or in-process bus, room registry
+builder.AddChatServer();        // options + validation, port, JSON logs in containers, Redis or in-process bus, rooms
 
 var app = builder.Build();
 app.UseWebSockets();            // before the endpoint; keep-alive comes from ChatOptions
-app.UseDefaultFiles();
-app.UseStaticFiles();
+app.UseChatPage();              // wwwroot (index.html at /) with a Content-Security-Policy
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatSocket("/ws");
 app.Run();

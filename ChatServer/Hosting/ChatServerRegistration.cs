@@ -1,13 +1,14 @@
 using ChatServer.Connections;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
+using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 
 namespace ChatServer.Hosting;
 
 internal static class ChatServerRegistration
 {
-    /// <summary>Options and their validation, the listening port, the room bus (Redis or in-process) and the connection parts.</summary>
+    /// <summary>Options and their validation, the listening port, console log format, the room bus (Redis or in-process) and the connection parts.</summary>
     public static WebApplicationBuilder AddChatServer(this WebApplicationBuilder builder)
     {
         // Cloud Run (and our Dockerfile) say where to listen through PORT; without it, 8080 on every interface.
@@ -15,6 +16,14 @@ internal static class ChatServerRegistration
         if (!string.IsNullOrWhiteSpace(port) || string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
         {
             builder.WebHost.UseUrls($"http://0.0.0.0:{(string.IsNullOrWhiteSpace(port) ? "8080" : port)}");
+        }
+
+        // The official .NET images set DOTNET_RUNNING_IN_CONTAINER: there (Cloud Run) one JSON object per line, so Cloud
+        // Logging reads severity and message; elsewhere the default plain text, which people read better.
+        if (string.Equals(builder.Configuration["DOTNET_RUNNING_IN_CONTAINER"], "true", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Logging.AddConsole(console => console.FormatterName = CloudLoggingFormatter.FormatterName)
+                .AddConsoleFormatter<CloudLoggingFormatter, ConsoleFormatterOptions>();
         }
 
         var services = builder.Services;

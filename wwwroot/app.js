@@ -1,0 +1,167 @@
+// The page: draws what ChatClient reports. Every string that came from a person or the server is set with
+// textContent, never innerHTML, so `<img src=x onerror=alert(1)>` shows as those characters.
+import { ChatClient } from './chat-client.js';
+
+const $ = (selector) => document.querySelector(selector);
+const signinView = $('#signin-view');
+const signinForm = $('#signin');
+const signinButton = $('#signin .signin');
+const signinError = $('#signin-error');
+const nameInput = $('#name');
+const roomInput = $('#room');
+const chatroom = $('#chatroom');
+const roomHeading = $('#chatroom h1');
+const messages = $('#messages');
+const chatForm = $('#chat');
+const msgInput = $('#msg');
+const feedback = $('#chat-feedback');
+const statusBadge = $('#status');
+const leaveButton = $('#leave');
+
+const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+const client = new ChatClient(`${scheme}//${location.host}/ws`);
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+let sending = false;
+
+function atBottom() {
+  return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
+}
+
+function append(item) {
+  const follow = atBottom();
+  messages.append(item);
+  if (follow) {
+    item.scrollIntoView({ block: 'end' });
+  }
+}
+
+// The item's text is exactly "user: text" (the time is an attribute), as Google's sample test reads it.
+function showMessage(message) {
+  const item = document.createElement('li');
+  item.className = 'message';
+  item.dataset.seq = String(message.seq);
+  if (message.ts) {
+    item.title = timeFormat.format(new Date(message.ts));
+  }
+
+  const user = document.createElement('span');
+  user.className = 'user';
+  user.textContent = message.user;
+  item.append(user, document.createTextNode(`: ${message.text}`));
+  append(item);
+}
+
+function showNotice(text, kind) {
+  const item = document.createElement('li');
+  item.className = kind;
+  item.textContent = text;
+  append(item);
+}
+
+function showState(state) {
+  const offline = state !== 'connected' && !navigator.onLine;
+  const shown = offline ? 'offline' : state;
+  statusBadge.dataset.state = shown;
+  statusBadge.textContent = {
+    connected: 'Connected',
+    connecting: 'Connecting…',
+    reconnecting: 'Reconnecting…',
+    offline: 'Offline',
+  }[shown];
+}
+
+client.addEventListener('state', (event) => {
+  showState(event.detail.state);
+  if (event.detail.state === 'connected' && feedback.dataset.reason === 'offline') {
+    feedback.textContent = msgInput.value ? 'Connected again: press Send to send your message.' : '';
+    feedback.dataset.reason = '';
+  }
+});
+client.addEventListener('message', (event) => showMessage(event.detail));
+client.addEventListener('notification', (event) => showNotice(event.detail.description, 'notification'));
+client.addEventListener('recovered', (event) => {
+  const { recovered, epochChanged } = event.detail;
+  if (epochChanged) {
+    showNotice('The room\'s history was reset on the server; the messages below start over.', 'system warning');
+  } else if (!recovered) {
+    showNotice('Reconnected, but some messages sent while you were away could not be recovered.', 'system warning');
+  }
+});
+
+addEventListener('online', () => client.retryNow());
+addEventListener('offline', () => showState(client.state));
+
+signinForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const user = nameInput.value.trim();
+  const room = roomInput.value.trim();
+  if (!user || !room) {
+    signinError.textContent = 'Enter your name and a room.';
+    return;
+  }
+
+  signinButton.disabled = true;
+  signinError.textContent = '';
+  messages.replaceChildren();
+  try {
+    const ack = await client.signIn(user, room);
+    roomHeading.textContent = ack.room ?? room;
+    document.title = `${ack.room ?? room} · Chat`;
+    for (const message of ack.messages ?? []) {
+      showMessage(message);
+    }
+
+    signinView.hidden = true;
+    chatroom.hidden = false;
+    msgInput.focus();
+  } catch (error) {
+    signinError.textContent = error.message;
+  } finally {
+    signinButton.disabled = false;
+  }
+});
+
+chatForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const text = msgInput.value;
+  if (sending) {
+    return;
+  }
+
+  if (!text.trim()) {
+    feedback.textContent = 'Type a message first.';
+    return;
+  }
+
+  if (client.state !== 'connected') {
+    // Nothing is queued behind the person's back: the text stays in the box until it can really be sent.
+    feedback.textContent = 'Not connected, so not sent. Your message stays in the box; press Send again once connected.';
+    feedback.dataset.reason = 'offline';
+    return;
+  }
+
+  sending = true;
+  feedback.textContent = '';
+  try {
+    await client.send(text);
+    if (msgInput.value === text) {
+      msgInput.value = '';
+    }
+  } catch (error) {
+    feedback.textContent = `Not sent: ${error.message}`;
+  } finally {
+    sending = false;
+    msgInput.focus();
+  }
+});
+
+leaveButton.addEventListener('click', () => {
+  client.stop();
+  chatroom.hidden = true;
+  signinView.hidden = false;
+  feedback.textContent = '';
+  document.title = 'Chat';
+  roomInput.focus();
+});
+
+showState(client.state);

@@ -1,0 +1,292 @@
+// The chat protocol (docs/PROTOCOL.md) and reconnection, without any DOM: app.js draws what this reports.
+//
+// Events (CustomEvent, details as listed):
+//   state         { state: 'offline' | 'connecting' | 'connected' | 'reconnecting', attempt, retryInMs }
+//   message       a `message` frame not shown before (deduplicated by seq within an epoch)
+//   notification  a `notification` frame
+//   recovered     { recovered, missed, epochChanged } after a reconnect has taken the session up again
+
+const BACKOFF_BASE_MS = 500;
+const BACKOFF_CAP_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 10_000;   // a dead host can leave a socket "connecting" for minutes
+const NORMAL_CLOSURE = 1000;
+
+export class ChatClient extends EventTarget {
+  #url;
+  #socket = null;
+  #user = null;
+  #room = null;
+  #epoch = null;
+  #lastSeq = null;          // highest seq shown within #epoch: `since` for updateSocketId
+  #signedIn = false;        // true once a signin ack said ok: from then on, reconnects take the session up again
+  #stopped = true;
+  #attempt = 0;
+  #retryTimer = null;
+  #nextId = 1;
+  #pending = new Map();     // id -> { resolve, reject }
+  #state = 'offline';
+
+  constructor(url) {
+    super();
+    this.#url = url;
+  }
+
+  get state() { return this.#state; }
+
+  get room() { return this.#room; }
+
+  /**
+   * Connects and signs in. Resolves with the ack (its `messages` are the room's history, oldest first); rejects with an
+   * Error whose message a person can read. After this, lost connections are re-opened on their own.
+   */
+  async signIn(user, room) {
+    this.stop();
+    this.#stopped = false;
+    this.#user = user;
+    this.#room = room;
+    this.#epoch = null;
+    this.#lastSeq = null;
+    try {
+      await this.#open('connecting');
+    } catch {
+      this.stop();
+      throw new Error('Could not reach the chat server. Check your connection and try again.');
+    }
+
+    let ack;
+    try {
+      ack = await this.#request({ type: 'signin', user, room });
+    } catch (error) {
+      this.stop();
+      throw error;
+    }
+
+    if (!ack.ok) {
+      this.stop();
+      throw new Error(ack.error || 'The server refused the sign-in.');
+    }
+
+    this.#signedIn = true;
+    this.#room = ack.room ?? room;
+    this.#epoch = ack.epoch ?? null;
+    const history = ack.messages ?? [];
+    this.#lastSeq = history.length > 0 ? history[history.length - 1].seq : 0;
+    this.#attempt = 0;
+    this.#setState('connected');
+    return ack;
+  }
+
+  /** Sends a message. Rejects at once when not connected (nothing is queued) and with the server's words on ok:false. */
+  async send(text) {
+    if (this.#state !== 'connected') {
+      throw new Error('Not connected.');
+    }
+
+    const ack = await this.#request({ type: 'sendMessage', text });
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server refused the message.');
+    }
+
+    return ack;
+  }
+
+  /** Skips the rest of the back-off wait (the browser came back online, or the person asked). */
+  retryNow() {
+    if (this.#state === 'reconnecting' && this.#retryTimer !== null) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      this.#reconnect();
+    }
+  }
+
+  /** Leaves for good: closes the socket and stops reconnecting. */
+  stop() {
+    this.#stopped = true;
+    this.#signedIn = false;
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket) {
+      socket.close(NORMAL_CLOSURE, 'bye');
+    }
+
+    this.#failPending('You left the room.');
+    this.#setState('offline');
+  }
+
+  #open(state) {
+    this.#setState(state);
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.#url);
+      this.#socket = socket;
+      const timeout = setTimeout(() => socket.close(), CONNECT_TIMEOUT_MS);
+      socket.addEventListener('open', () => {
+        clearTimeout(timeout);
+        resolve();
+      });
+      socket.addEventListener('message', (event) => this.#receive(socket, event.data));
+      socket.addEventListener('close', () => {
+        clearTimeout(timeout);
+        reject(new Error('closed'));   // ignored once open has resolved
+        this.#closed(socket);
+      });
+    });
+  }
+
+  #closed(socket) {
+    if (socket !== this.#socket) {
+      return;   // an older socket we already replaced or closed on purpose
+    }
+
+    this.#socket = null;
+    this.#failPending('The connection was lost before the server answered; the message may not have been sent.');
+    if (this.#signedIn && !this.#stopped) {
+      this.#scheduleReconnect();
+    }
+  }
+
+  #scheduleReconnect() {
+    // Exponential back-off with "equal jitter": half the window fixed, half random, so that a restarted instance is
+    // not hit by all of its former clients in the same instant.
+    const window = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** this.#attempt);
+    const delay = Math.round(window / 2 + Math.random() * window / 2);
+    this.#attempt += 1;
+    this.#setState('reconnecting', { retryInMs: delay });
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#reconnect();
+    }, delay);
+  }
+
+  async #reconnect() {
+    try {
+      await this.#open('reconnecting');
+    } catch {
+      return;   // #closed has scheduled the next try
+    }
+
+    const socket = this.#socket;
+    let ack;
+    try {
+      ack = await this.#request({
+        type: 'updateSocketId', user: this.#user, room: this.#room, since: this.#lastSeq ?? 0, epoch: this.#epoch ?? undefined,
+      });
+    } catch {
+      return;   // lost again before the answer
+    }
+
+    if (!ack.ok) {
+      socket.close();   // e.g. the message store is unavailable there: try again later
+      return;
+    }
+
+    const epochChanged = this.#epoch !== null && ack.epoch !== this.#epoch;
+    if (epochChanged) {
+      this.#epoch = ack.epoch;
+      this.#lastSeq = 0;
+    }
+
+    let missed = 0;
+    for (const message of ack.messages ?? []) {
+      if (this.#accept(message)) {
+        missed += 1;
+      }
+    }
+
+    this.#attempt = 0;
+    this.#setState('connected');
+    this.#emit('recovered', { recovered: ack.recovered !== false, missed, epochChanged });
+  }
+
+  #receive(socket, data) {
+    if (socket !== this.#socket) {
+      return;
+    }
+
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;   // the server only sends JSON; anything else is not ours to show
+    }
+
+    switch (frame.type) {
+      case 'ack': {
+        const pending = this.#pending.get(frame.id);
+        if (pending) {
+          this.#pending.delete(frame.id);
+          pending.resolve(frame);
+        }
+
+        break;
+      }
+
+      case 'message':
+        if (frame.room === this.#room) {
+          this.#accept(frame);
+        }
+
+        break;
+      case 'notification':
+        if (frame.room === this.#room) {
+          this.#emit('notification', frame);
+        }
+
+        break;
+      case 'gap':
+        // Messages were lost between instances: reconnecting takes the session up again from #lastSeq.
+        socket.close();
+        break;
+      default:
+        break;   // the server may add frame types (PROTOCOL.md): ignore what we do not know
+    }
+  }
+
+  /** Shows a message unless it was shown already; returns whether it was new. */
+  #accept(message) {
+    if (this.#epoch !== null && message.epoch && message.epoch !== this.#epoch) {
+      this.#epoch = message.epoch;   // the room's history restarted: seq starts over
+      this.#lastSeq = 0;
+    }
+
+    if (this.#lastSeq !== null && message.seq <= this.#lastSeq) {
+      return false;
+    }
+
+    this.#epoch ??= message.epoch ?? null;
+    this.#lastSeq = message.seq;
+    this.#emit('message', message);
+    return true;
+  }
+
+  #request(frame) {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error('Not connected.'));
+    }
+
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      socket.send(JSON.stringify({ ...frame, id }));
+    });
+  }
+
+  #failPending(reason) {
+    for (const { reject } of this.#pending.values()) {
+      reject(new Error(reason));
+    }
+
+    this.#pending.clear();
+  }
+
+  #setState(state, extra = {}) {
+    this.#state = state;
+    this.#emit('state', { state, attempt: this.#attempt, ...extra });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
