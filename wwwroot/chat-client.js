@@ -4,7 +4,7 @@
 //   state         { state: 'offline' | 'connecting' | 'connected' | 'reconnecting', attempt, retryInMs }
 //   message       a `message` frame not shown before (deduplicated by seq within an epoch)
 //   notification  a `notification` frame
-//   recovered     { recovered, missed, epochChanged } after a reconnect has taken the session up again
+//   recovered     { recovered, epochChanged } after a reconnect took the session up again, before the missed messages
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
@@ -187,16 +187,13 @@ export class ChatClient extends EventTarget {
       this.#lastSeq = 0;
     }
 
-    let missed = 0;
-    for (const message of ack.messages ?? []) {
-      if (this.#accept(message)) {
-        missed += 1;
-      }
-    }
-
     this.#attempt = 0;
     this.#setState('connected');
-    this.#emit('recovered', { recovered: ack.recovered !== false, missed, epochChanged });
+    // Told before the recovered messages are shown, so a "some were lost" notice sits where the gap is.
+    this.#emit('recovered', { recovered: ack.recovered !== false, epochChanged });
+    for (const message of ack.messages ?? []) {
+      this.#accept(message);
+    }
   }
 
   #receive(socket, data) {
@@ -243,7 +240,7 @@ export class ChatClient extends EventTarget {
     }
   }
 
-  /** Shows a message unless it was shown already; returns whether it was new. */
+  /** Shows a message unless it was shown already. */
   #accept(message) {
     if (this.#epoch !== null && message.epoch && message.epoch !== this.#epoch) {
       this.#epoch = message.epoch;   // the room's history restarted: seq starts over
@@ -251,13 +248,12 @@ export class ChatClient extends EventTarget {
     }
 
     if (this.#lastSeq !== null && message.seq <= this.#lastSeq) {
-      return false;
+      return;
     }
 
     this.#epoch ??= message.epoch ?? null;
     this.#lastSeq = message.seq;
     this.#emit('message', message);
-    return true;
   }
 
   #request(frame) {

@@ -7,19 +7,22 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace ChatServer.Tests;
 
-/// <summary>A real ChatServer on Kestrel, 127.0.0.1, a free port; <c>redis</c> null means the in-process bus.</summary>
+/// <summary>
+/// A real ChatServer on Kestrel, 127.0.0.1, a free port (or the given port, so a test can stop a host and
+/// start another where the first one was); <c>redis</c> null means the in-process bus.
+/// </summary>
 public sealed class ChatHost : WebApplicationFactory<Program>
 {
     private readonly Dictionary<string, string?> _settings;
 
-    public ChatHost(string? redis, IReadOnlyDictionary<string, string?>? settings = null)
+    public ChatHost(string? redis, IReadOnlyDictionary<string, string?>? settings = null, int port = 0)
     {
         _settings = new(settings ?? new Dictionary<string, string?>())
         {
             ["Redis:Configuration"] = redis ?? "",
             ["REDISHOST"] = "",
         };
-        UseKestrel(options => options.Listen(IPAddress.Loopback, 0));
+        UseKestrel(options => options.Listen(IPAddress.Loopback, port));
         StartServer();
         var address = Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         BaseUri = new Uri(address);
