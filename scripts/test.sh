@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite: bash scripts/test.sh
-# Installs what the tests need from Debian's packages when it is missing and we are root (redis-server), builds,
+# Installs what the tests need when it is missing and we are root (redis-server, chromium and npm from Debian's
+# packages; wscat from npm into tools/), builds,
 # runs every test, and ends with one line: "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages: redis-server (unless CHAT_TEST_REDIS names a Redis), chromium for the browser tests, npm for wscat.
 missing=()
 if [ -z "${CHAT_TEST_REDIS:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
+fi
+if [ -z "${CHAT_TEST_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  missing+=(chromium)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(npm)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -15,9 +23,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "Missing: ${missing[*]}. Install it (apt-get install ${missing[*]}) or set CHAT_TEST_REDIS=host:port." >&2
+    echo "Missing: ${missing[*]}. Install it (apt-get install ${missing[*]}); for Redis CHAT_TEST_REDIS=host:port also works." >&2
   fi
 fi
+
+# wscat, from npm at the version tools/package-lock.json pins, into tools/node_modules (ignored by git).
+if [ ! -x tools/node_modules/.bin/wscat ] && command -v npm >/dev/null 2>&1; then
+  echo "Installing wscat from npm into tools/..."
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# Playwright drives Debian's Chromium; it must never try to download a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT

@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace ChatServer.Tests.Surface;
+
+/// <summary>
+/// The container without a Docker engine: the test reads the Dockerfile, runs its <c>dotnet publish</c> command (only
+/// the output folder differs) and starts the published output the way its <c>ENTRYPOINT</c> does, with the
+/// environment the image and Cloud Run give it (<c>PORT</c>, <c>REDISHOST</c>/<c>REDISPORT</c>,
+/// <c>DOTNET_RUNNING_IN_CONTAINER</c>). If the Dockerfile changes, this test runs the changed command.
+/// </summary>
+[NonParallelizable]
+public sealed partial class PublishedOutputTests
+{
+    private static readonly string[] s_severities = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+    [Test]
+    public void Dockerfile_builds_in_the_sdk_image_and_runs_only_the_published_output_as_a_non_root_user()
+    {
+        var dockerfile = File.ReadAllText(RepositoryFiles.PathOf("Dockerfile"));
+        var stages = FromLine().Matches(dockerfile).Select(m => m.Groups[1].Value).ToList();
+
+        Assert.That(stages, Has.Count.EqualTo(2));
+        Assert.That(stages[0], Does.StartWith("mcr.microsoft.com/dotnet/sdk:10.0"));
+        Assert.That(stages[1], Does.StartWith("mcr.microsoft.com/dotnet/aspnet:10.0"));
+        var final = dockerfile[dockerfile.LastIndexOf("FROM ", StringComparison.Ordinal)..];
+        Assert.That(final, Does.Contain("COPY --from=build /app ./"));
+        Assert.That(final, Does.Not.Match(@"(?m)^COPY (?!--from=build)"), "the final image gets nothing but the published output");
+        Assert.That(final, Does.Match(@"(?m)^USER \$APP_UID\s*$"));
+        Assert.That(File.ReadAllText(RepositoryFiles.PathOf(".dockerignore")), Does.Contain("**/bin/").And.Contain("**/obj/").And.Contain("ChatServer.Tests/"));
+    }
+
+    [Test, CancelAfter(300_000)]
+    public async Task Published_output_started_like_the_image_serves_health_the_page_and_chat_and_logs_json(CancellationToken cancellationToken)
+    {
+        var dockerfile = File.ReadAllText(RepositoryFiles.PathOf("Dockerfile"));
+        var publish = PublishLine().Match(dockerfile);
+        var entrypoint = JsonSerializer.Deserialize<string[]>(EntrypointLine().Match(dockerfile).Groups[1].Value)!;
+        Assert.That(publish.Success, Is.True, "the Dockerfile has a RUN dotnet publish ... -o /app line");
+        Assert.That(entrypoint, Is.EqualTo(new[] { "dotnet", "ChatServer.dll" }));
+
+        var output = Directory.CreateTempSubdirectory("chat-publish-");
+        try
+        {
+            // The Dockerfile's arguments, word for word, but for the output folder.
+            var arguments = publish.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                .Select(a => a == "/app" ? output.FullName : a).ToArray();
+            var (exitCode, log) = await RunAsync("dotnet", arguments, RepositoryFiles.Root, cancellationToken);
+            Assert.That(exitCode, Is.Zero, log);
+            Assert.That(File.Exists(Path.Combine(output.FullName, "wwwroot", "index.html")), Is.True);
+            Assert.That(Directory.Exists(Path.Combine(output.FullName, "ChatServer.Tests")), Is.False);
+
+            await RunPublishedAsync(output.FullName, entrypoint, cancellationToken);
+        }
+        finally
+        {
+            output.Delete(recursive: true);
+        }
+    }
+
+    private static async Task RunPublishedAsync(string directory, string[] entrypoint, CancellationToken cancellationToken)
+    {
+        var port = FreePort();
+        var redis = TestRedis.ConnectionString.Split(',')[0];
+        var info = new ProcessStartInfo(entrypoint[0])
+        {
+            WorkingDirectory = directory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in entrypoint.Skip(1))
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        foreach (var inherited in new[] { "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "Redis__Configuration" })
+        {
+            info.Environment.Remove(inherited);
+        }
+
+        // What the aspnet image sets, then what Cloud Run and the deploy command set.
+        info.Environment["DOTNET_RUNNING_IN_CONTAINER"] = "true";
+        info.Environment["ASPNETCORE_HTTP_PORTS"] = "8080";
+        info.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        info.Environment["REDISHOST"] = redis[..redis.LastIndexOf(':')];
+        info.Environment["REDISPORT"] = redis[(redis.LastIndexOf(':') + 1)..];
+
+        var stdout = new List<string>();
+        var stderr = new List<string>();
+        using var server = Process.Start(info)!;
+        server.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (stdout) { stdout.Add(e.Data); } } };
+        server.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (stderr) { stderr.Add(e.Data); } } };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            var baseUri = new Uri($"http://127.0.0.1:{port}/");
+            using var http = new HttpClient { BaseAddress = baseUri };
+            await WaitUntilHealthyAsync(http, server, cancellationToken);
+
+            Assert.That((await http.GetAsync("/readyz", cancellationToken)).StatusCode, Is.EqualTo(HttpStatusCode.OK), "Redis from REDISHOST/REDISPORT");
+            using var page = await http.GetAsync("/", cancellationToken);
+            var html = await page.Content.ReadAsStringAsync(cancellationToken);
+            Assert.That(page.Headers.GetValues("Content-Security-Policy").Single(), Does.Contain("connect-src 'self'"));
+            foreach (var required in new[] { "id=\"signin\"", "id=\"name\"", "id=\"room\"", "class=\"signin\"", "id=\"chat\"", "id=\"msg\"",
+                         "class=\"send\"", "id=\"messages\"", "id=\"chatroom\"", "src=\"app.js\"" })
+            {
+                Assert.That(html, Does.Contain(required));
+            }
+
+            Assert.That((await http.GetAsync("/chat-client.js", cancellationToken)).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+            var socketUri = new UriBuilder(baseUri) { Scheme = "ws", Path = "/ws" }.Uri;
+            await using var client = await ChatClient.SignInAsync(socketUri, "alice", TestNames.Room("published"), cancellationToken);
+            var sent = await client.RequestAsync(new { type = "sendMessage", text = "from the published build" }, cancellationToken);
+            Assert.That(sent.Ok, Is.True, sent.Raw);
+
+            // SIGTERM, as Cloud Run sends it: open sockets are closed with 1012 and the process exits cleanly.
+            using (var kill = Process.Start("kill", ["-TERM", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await kill.WaitForExitAsync(cancellationToken);
+            }
+
+            Assert.That(await client.WaitForCloseAsync(cancellationToken), Is.EqualTo((WebSocketCloseStatus)1012));
+            await server.WaitForExitAsync(cancellationToken);
+            Assert.That(server.ExitCode, Is.Zero);
+        }
+        finally
+        {
+            if (!server.HasExited)
+            {
+                server.Kill(entireProcessTree: true);
+                await server.WaitForExitAsync(CancellationToken.None);
+            }
+        }
+
+        // Every console line is one JSON object Cloud Logging can read.
+        List<string> lines;
+        lock (stdout)
+        {
+            lines = [.. stdout];
+        }
+
+        Assert.That(lines, Is.Not.Empty);
+        foreach (var line in lines)
+        {
+            using var entry = JsonDocument.Parse(line);
+            Assert.That(entry.RootElement.GetProperty("severity").GetString(), Is.AnyOf(s_severities), line);
+            Assert.That(entry.RootElement.GetProperty("message").GetString(), Is.Not.Empty, line);
+            Assert.That(entry.RootElement.GetProperty("category").GetString(), Is.Not.Empty, line);
+        }
+
+        Assert.That(lines, Has.Some.Contains("\"severity\":\"INFO\"").And.Contains("Rooms: Redis at").And.Contains("\"category\":\"ChatServer.Hosting.RedisConnection\""));
+        Assert.That(lines, Has.Some.Contains($"Now listening on: http://0.0.0.0:{port}"));
+        Assert.That(stderr, Is.Empty);
+    }
+
+    private static async Task WaitUntilHealthyAsync(HttpClient http, Process server, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            Assert.That(server.HasExited, Is.False, "the published server exited at start");
+            try
+            {
+                using var response = await http.GetAsync("/healthz", cancellationToken);
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // not listening yet
+            }
+
+            await Task.Delay(100, cancellationToken);   // poll interval; the test's token is the deadline
+        }
+    }
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string[] arguments, string directory, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [GeneratedRegex(@"(?m)^FROM (\S+)")]
+    private static partial Regex FromLine();
+
+    [GeneratedRegex(@"(?m)^RUN dotnet (publish .*-o /app.*)$")]
+    private static partial Regex PublishLine();
+
+    [GeneratedRegex(@"(?m)^ENTRYPOINT (\[.*\])\s*$")]
+    private static partial Regex EntrypointLine();
+}
