@@ -90,9 +90,13 @@ public sealed class PageTests
     [Test, CancelAfter(60_000)]
     public async Task Pages_on_two_instances_see_each_others_messages_and_join_and_leave_notifications(CancellationToken cancellationToken)
     {
-        var room = TestNames.Room("lobby");
-        var alice = await SignInAsync(_hostA, "alice", room, cancellationToken);
-        var bob = await SignInAsync(_hostB, "bob", room, cancellationToken);
+        // A key prefix of their own lets the two instances use a plain room name (this test's screenshot is the README's).
+        var isolated = new Dictionary<string, string?> { ["Redis:KeyPrefix"] = $"chat-{Guid.NewGuid():N}:" };
+        await using var hostA = new ChatHost(TestRedis.ConnectionString, isolated);
+        await using var hostB = new ChatHost(TestRedis.ConnectionString, isolated);
+        const string room = "Lobby";
+        var alice = await SignInAsync(hostA, "alice", room, cancellationToken);
+        var bob = await SignInAsync(hostB, "bob", room, cancellationToken);
 
         await ExpectItemsAsync(alice, ["bob just entered the room"], cancellationToken);
         await Expect(alice.Locator("#messages li.notification")).ToHaveCountAsync(1, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
