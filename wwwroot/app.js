@@ -84,7 +84,7 @@ client.addEventListener('recovered', (event) => {
   if (epochChanged) {
     showNotice('The room\'s history was reset on the server; the messages below start over.', 'system warning');
   } else if (!recovered) {
-    showNotice('Reconnected, but some messages sent while you were away could not be recovered.', 'system warning');
+    showNotice('Some messages could not be recovered: the room\'s history no longer holds them.', 'system warning');
   }
 });
 

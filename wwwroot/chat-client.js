@@ -4,7 +4,7 @@
 //   state         { state: 'offline' | 'connecting' | 'connected' | 'reconnecting', attempt, retryInMs }
 //   message       a `message` frame not shown before (deduplicated by seq within an epoch)
 //   notification  a `notification` frame
-//   recovered     { recovered, epochChanged } after a reconnect took the session up again, before the missed messages
+//   recovered     { recovered, epochChanged } after a reconnect (or a gap) took the session up again, before the missed messages
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
@@ -166,6 +166,11 @@ export class ChatClient extends EventTarget {
       return;   // #closed has scheduled the next try
     }
 
+    await this.#resume();
+  }
+
+  /** Takes the session up again on the current socket: updateSocketId from the last seq shown, then what was missed. */
+  async #resume() {
     const socket = this.#socket;
     let ack;
     try {
@@ -173,7 +178,7 @@ export class ChatClient extends EventTarget {
         type: 'updateSocketId', user: this.#user, room: this.#room, since: this.#lastSeq ?? 0, epoch: this.#epoch ?? undefined,
       });
     } catch {
-      return;   // lost again before the answer
+      return;   // lost again before the answer; #closed has scheduled the next try
     }
 
     if (!ack.ok) {
@@ -232,8 +237,9 @@ export class ChatClient extends EventTarget {
 
         break;
       case 'gap':
-        // Messages were lost between instances: reconnecting takes the session up again from #lastSeq.
-        socket.close();
+        // Messages were lost between instances and are gone from history: reloading from #lastSeq on this socket
+        // shows whatever history still has and tells the person the rest is lost (recovered:false).
+        this.#resume();
         break;
       default:
         break;   // the server may add frame types (PROTOCOL.md): ignore what we do not know

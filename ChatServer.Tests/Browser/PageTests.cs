@@ -253,7 +253,7 @@ public sealed class PageTests
             }
 
             host = new ChatHost(TestRedis.ConnectionString, shortHistory, port);
-            await ExpectItemsAsync(page, ["bob: m1", "Reconnected, but some messages sent while you were away could not be recovered.", "bob: m3", "bob: m4"],
+            await ExpectItemsAsync(page, ["bob: m1", "Some messages could not be recovered: the room's history no longer holds them.", "bob: m3", "bob: m4"],
                 cancellationToken);
             await Expect(page.Locator("#messages li.warning")).ToHaveCountAsync(1, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         }
