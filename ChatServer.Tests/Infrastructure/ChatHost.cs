@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace ChatServer.Tests;
 
@@ -30,6 +31,9 @@ public sealed class ChatHost : WebApplicationFactory<Program>
 
     public Uri BaseUri { get; }
 
+    /// <summary>What this host logged (at the levels its configuration lets through).</summary>
+    public LogCapture Logs { get; } = new();
+
     public Uri WebSocketUri => new UriBuilder(BaseUri) { Scheme = "ws", Path = "/ws" }.Uri;
 
     public HttpClient CreateHttpClient() => new() { BaseAddress = BaseUri };
@@ -40,5 +44,7 @@ public sealed class ChatHost : WebApplicationFactory<Program>
         {
             builder.UseSetting(key, value);
         }
+
+        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
     }
 }

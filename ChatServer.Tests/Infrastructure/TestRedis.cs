@@ -80,7 +80,13 @@ public sealed class RedisServerProcess : IDisposable
 {
     private Process? _process;
 
-    private RedisServerProcess(int port) => Port = port;
+    private readonly string _directory;
+
+    private RedisServerProcess(int port)
+    {
+        Port = port;
+        _directory = Directory.CreateTempSubdirectory("chat-redis-").FullName;   // where SaveAndStopAsync's dump goes
+    }
 
     public int Port { get; }
 
@@ -120,7 +126,7 @@ public sealed class RedisServerProcess : IDisposable
             UseShellExecute = false,
         };
         foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning" })
+                     "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning" })
         {
             info.ArgumentList.Add(arg);
         }
@@ -147,6 +153,26 @@ public sealed class RedisServerProcess : IDisposable
         }
     }
 
+    /// <summary>Saves the data set and stops (SHUTDOWN SAVE): a restart with <see cref="StartAgainAsync"/> has the same data.</summary>
+    public async Task SaveAndStopAsync()
+    {
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync($"{ConnectionString},allowAdmin=true"))
+        {
+            try
+            {
+                await admin.GetServer(ConnectionString).ExecuteAsync("SHUTDOWN", "SAVE");
+            }
+            catch (RedisConnectionException)
+            {
+                // the server closes the connection as it shuts down
+            }
+        }
+
+        await _process!.WaitForExitAsync();
+        _process.Dispose();
+        _process = null;
+    }
+
     /// <summary>Kills the server at once (no save: its data is gone).</summary>
     public void Stop()
     {
@@ -160,7 +186,18 @@ public sealed class RedisServerProcess : IDisposable
         _process = null;
     }
 
-    public void Dispose() => Stop();
+    public void Dispose()
+    {
+        Stop();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // best effort: a temp folder
+        }
+    }
 
     private static int FreePort()
     {

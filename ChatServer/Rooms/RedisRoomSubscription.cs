@@ -61,6 +61,7 @@ internal sealed class RedisRoomSubscription(RedisRoomBus bus, string room, Actio
 
             if (history.Seq > _lastSeq)
             {
+                RoomLog.CaughtUp(logger, room, history.Seq - _lastSeq);
                 DeliverRange(history, _lastSeq + 1, history.Seq);
             }
         }

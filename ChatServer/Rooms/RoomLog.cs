@@ -20,6 +20,9 @@ internal static partial class RoomLog
     [LoggerMessage(207, LogLevel.Warning, "Room {Room}: catching up from history failed.")]
     public static partial void CatchUpFailed(ILogger logger, string room, Exception exception);
 
+    [LoggerMessage(208, LogLevel.Information, "Room {Room}: caught up {Count} message(s) from history after a reconnect.")]
+    public static partial void CaughtUp(ILogger logger, string room, long count);
+
     [LoggerMessage(203, LogLevel.Debug, "Room {Room}: first local member; subscribed.")]
     public static partial void Subscribed(ILogger logger, string room);
 
