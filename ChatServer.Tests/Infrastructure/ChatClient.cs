@@ -131,6 +131,10 @@ public sealed class ChatClient : IAsyncDisposable
     public async Task SendBytesAsync(byte[] bytes, WebSocketMessageType type, CancellationToken cancellationToken) =>
         await _socket.SendAsync(bytes, type, endOfMessage: true, cancellationToken);
 
+    /// <summary>One piece of a text message split over several WebSocket frames.</summary>
+    public async Task SendFragmentAsync(ReadOnlyMemory<byte> bytes, bool endOfMessage, CancellationToken cancellationToken) =>
+        await _socket.SendAsync(bytes, WebSocketMessageType.Text, endOfMessage, cancellationToken);
+
     /// <summary>The next frame, whatever it is.</summary>
     public async Task<Frame> NextAsync(CancellationToken cancellationToken)
     {

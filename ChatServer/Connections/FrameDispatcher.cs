@@ -16,6 +16,19 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
 
     public async Task DispatchAsync(ChatSession session, WebSocketMessageType messageType, ReadOnlyMemory<byte> frame)
     {
+        try
+        {
+            await DispatchCoreAsync(session, messageType, frame);
+        }
+        catch (Exception ex)   // a bug must not kill the connection or leave the frame unanswered
+        {
+            ConnectionLog.HandlerFailed(logger, session.Connection.Id, messageType.ToString(), ex);
+            session.SendAck(AckFrame.Rejected(null, "The server failed to handle this frame; nothing was changed."));
+        }
+    }
+
+    private async Task DispatchCoreAsync(ChatSession session, WebSocketMessageType messageType, ReadOnlyMemory<byte> frame)
+    {
         if (!session.Connection.RateLimiter.TryAcquire())
         {
             session.SendAck(AckFrame.Rejected(null, _rateLimitError));
@@ -35,15 +48,7 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
             return;
         }
 
-        try
-        {
-            await HandleAsync(session, parsed);
-        }
-        catch (Exception ex)   // a bug must not kill the connection or leave the frame unanswered
-        {
-            ConnectionLog.HandlerFailed(logger, session.Connection.Id, parsed.Frame?.GetType().Name ?? "?", ex);
-            session.SendAck(AckFrame.Rejected(parsed.Id, "The server failed to handle this frame; nothing was changed."));
-        }
+        await HandleAsync(session, parsed);
     }
 
     private Task HandleAsync(ChatSession session, ParsedFrame parsed)

@@ -36,6 +36,8 @@ internal static class FrameParser
             {
                 switch (idValue.ValueKind)
                 {
+                    case JsonValueKind.String when !IsText(idValue):
+                        return ParsedFrame.Rejected(null, "Field 'id' must be valid Unicode (no unpaired surrogates).");
                     case JsonValueKind.String or JsonValueKind.Number:
                         id = idValue.Clone();   // outlives the document and the receive buffer
                         break;
@@ -46,7 +48,7 @@ internal static class FrameParser
                 }
             }
 
-            if (!root.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String)
+            if (!root.TryGetProperty("type"u8, out var type) || type.ValueKind != JsonValueKind.String || !IsText(type))
             {
                 return ParsedFrame.Rejected(id, "Field 'type' is required and must be a string.");
             }
@@ -127,6 +129,20 @@ internal static class FrameParser
         }
 
         return true;
+    }
+
+    /// <summary>An escaped lone surrogate is valid JSON but cannot be written back out, so it cannot be echoed.</summary>
+    private static bool IsText(JsonElement value)
+    {
+        try
+        {
+            _ = value.GetString();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     private static string Shorten(string? value) =>
