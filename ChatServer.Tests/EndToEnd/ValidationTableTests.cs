@@ -69,17 +69,20 @@ public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backe
     [TestCaseSource(nameof(RejectedBeforeSignIn)), CancelAfter(15_000)]
     public async Task Rejected_before_signin(string frame, string expectedError, CancellationToken cancellationToken)
     {
-        await using var client = await ChatClient.ConnectAsync(HostA.WebSocketUri, cancellationToken);
-        await client.SendRawAsync(frame, cancellationToken);
+        foreach (var host in new[] { HostA, HostB })   // the same rules on every instance
+        {
+            await using var client = await ChatClient.ConnectAsync(host.WebSocketUri, cancellationToken);
+            await client.SendRawAsync(frame, cancellationToken);
 
-        var ack = await client.NextAsync(cancellationToken);
-        AssertRejected(ack, expectedError);
+            var ack = await client.NextAsync(cancellationToken);
+            AssertRejected(ack, expectedError);
 
-        // Still usable, and the rejected frame did not sign it in: sendMessage is still "not signed in".
-        var probe = await client.RequestAsync(new { type = "sendMessage", text = "x" }, cancellationToken);
-        Assert.That(probe.Error, Is.EqualTo("User session not found."));
-        var signin = await client.RequestAsync(new { type = "signin", user = "a", room = TestNames.Room() }, cancellationToken);
-        Assert.That(signin.Ok, Is.True, signin.Raw);
+            // Still usable, and the rejected frame did not sign it in: sendMessage is still "not signed in".
+            var probe = await client.RequestAsync(new { type = "sendMessage", text = "x" }, cancellationToken);
+            Assert.That(probe.Error, Is.EqualTo("User session not found."));
+            var signin = await client.RequestAsync(new { type = "signin", user = "a", room = TestNames.Room() }, cancellationToken);
+            Assert.That(signin.Ok, Is.True, signin.Raw);
+        }
     }
 
     [TestCaseSource(nameof(RejectedAfterSignIn)), CancelAfter(15_000)]
@@ -170,10 +173,10 @@ public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backe
         Assert.That(text.Ok, Is.True, text.Raw);
     }
 
-    [Test, CancelAfter(15_000)]
-    public async Task A_frame_over_16_KiB_closes_the_connection_with_1009(CancellationToken cancellationToken)
+    [TestCase("A"), TestCase("B"), CancelAfter(15_000)]
+    public async Task A_frame_over_16_KiB_closes_the_connection_with_1009(string instance, CancellationToken cancellationToken)
     {
-        await using var client = await ChatClient.ConnectAsync(HostB.WebSocketUri, cancellationToken);
+        await using var client = await ChatClient.ConnectAsync(Host(instance).WebSocketUri, cancellationToken);
         var big = $$"""{"type":"sendMessage","id":1,"text":"{{new string('x', 16 * 1024)}}"}""";
 
         await client.SendRawAsync(big, cancellationToken);
@@ -194,11 +197,11 @@ public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backe
         AssertRejected(await client.NextAsync(cancellationToken), "Unknown frame type");
     }
 
-    [Test, CancelAfter(20_000)]
-    public async Task Frames_beyond_the_rate_limit_are_refused_each_with_one_ack(CancellationToken cancellationToken)
+    [TestCase("A"), TestCase("B"), CancelAfter(20_000)]
+    public async Task Frames_beyond_the_rate_limit_are_refused_each_with_one_ack(string instance, CancellationToken cancellationToken)
     {
         var room = TestNames.Room();
-        await using var client = await ChatClient.SignInAsync(HostA.WebSocketUri, "fast", room, cancellationToken);
+        await using var client = await ChatClient.SignInAsync(Host(instance).WebSocketUri, "fast", room, cancellationToken);
         const int Sent = 80;   // burst is 40; far fewer than 40 more tokens refill while these go out
 
         for (var i = 0; i < Sent; i++)
@@ -218,6 +221,8 @@ public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backe
         Assert.That(acks.Count(a => a.Error?.Contains("Unknown frame type", StringComparison.Ordinal) == true), Is.GreaterThanOrEqualTo(39), "the burst (40, one spent on signin) passes");
         Assert.That(acks, Has.All.Matches<Frame>(a => !a.Ok));
     }
+
+    private ChatHost Host(string instance) => instance == "A" ? HostA : HostB;
 
     private static TestCaseData Case(string frame, string error, string name) =>
         new TestCaseData(frame, error).SetArgDisplayNames(name);
