@@ -62,6 +62,29 @@ public sealed class InstanceFaultTests
         Assert.That(silent.State, Is.Not.EqualTo(WebSocketState.Closed), "the client did nothing: the server decided");
     }
 
+    [Test, CancelAfter(60_000)]
+    public async Task Users_of_a_killed_instance_drop_out_of_presence_within_the_ttl_with_leave_notifications(CancellationToken cancellationToken)
+    {
+        var room = TestNames.Room();
+        using var doomed = await ChatProcess.StartAsync(TestRedis.ConnectionString, cancellationToken,
+            new Dictionary<string, string> { ["Chat__PresenceTtl"] = "00:00:02" });
+        await using var survivor = new ChatHost(TestRedis.ConnectionString, new Dictionary<string, string?> { ["Chat:PresenceTtl"] = "00:00:02" });
+        await using var bob = await ChatClient.SignInAsync(survivor.WebSocketUri, "bob", room, cancellationToken, presence: true);
+        var alice = await ChatClient.SignInAsync(doomed.WebSocketUri, "alice", room, cancellationToken);
+        await bob.ExpectAsync(f => f.Type == "presence" && f.User == "alice", cancellationToken);
+
+        doomed.Kill();
+        await alice.DisposeAsync();
+
+        // Within the TTL plus one refresh (2 s + 0.7 s here; 30 s + 10 s by default), the survivor's refresh sweeps.
+        var gone = await bob.ExpectAsync(f => f.Type == "presence" && f.User == "alice", cancellationToken);
+        Assert.That(gone.Root.GetProperty("present").GetBoolean(), Is.False);
+        var left = await bob.ExpectAsync(f => f.Type == "notification", cancellationToken);
+        Assert.That((left.User, left.Title), Is.EqualTo(("alice", "Someone just left")));
+        var members = await bob.RequestAsync(new { type = "members" }, cancellationToken);
+        Assert.That(members.Root.GetProperty("members").EnumerateArray().Select(m => m.GetString()), Is.EqualTo(new[] { "bob" }));
+    }
+
     private static async Task<long> SubscribersAsync(string channel)
     {
         var result = (StackExchange.Redis.RedisResult[])(await AdminAsync(TestRedis.ConnectionString, "PUBSUB", "NUMSUB", channel))!;

@@ -20,9 +20,12 @@ public sealed class ChatClient : IAsyncDisposable
 
     private readonly TaskCompletionSource _readingAllowed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ChatClient(ClientWebSocket socket, bool read)
+    private readonly bool _presence;
+
+    private ChatClient(ClientWebSocket socket, bool read, bool presence = false)
     {
         _socket = socket;
+        _presence = presence;
         if (read)
         {
             _readingAllowed.SetResult();
@@ -62,7 +65,11 @@ public sealed class ChatClient : IAsyncDisposable
 
     public WebSocketState State => _socket.State;
 
-    public static async Task<ChatClient> ConnectAsync(Uri uri, CancellationToken cancellationToken, string? origin = null)
+    /// <summary>
+    /// Connects. <paramref name="presence"/>: whether to see <c>presence</c> frames (a protocol extension). Off by
+    /// default: the v1 tests play a v1 client, which ignores frame types it does not know (servers may add them).
+    /// </summary>
+    public static async Task<ChatClient> ConnectAsync(Uri uri, CancellationToken cancellationToken, string? origin = null, bool presence = false)
     {
         var socket = new ClientWebSocket();
         if (origin is not null)
@@ -71,13 +78,13 @@ public sealed class ChatClient : IAsyncDisposable
         }
 
         await socket.ConnectAsync(uri, cancellationToken);
-        return new ChatClient(socket, read: true);
+        return new ChatClient(socket, read: true, presence);
     }
 
     /// <summary>Connects and signs in; returns once the ack (ok) arrived.</summary>
-    public static async Task<ChatClient> SignInAsync(Uri uri, string user, string room, CancellationToken cancellationToken)
+    public static async Task<ChatClient> SignInAsync(Uri uri, string user, string room, CancellationToken cancellationToken, bool presence = false)
     {
-        var client = await ConnectAsync(uri, cancellationToken);
+        var client = await ConnectAsync(uri, cancellationToken, presence: presence);
         var ack = await client.RequestAsync(new { type = "signin", user, room }, cancellationToken);
         Assert.That(ack.Ok, Is.True, ack.Raw);
         return client;
@@ -221,7 +228,12 @@ public sealed class ChatClient : IAsyncDisposable
                 message.Write(buffer, 0, result.Count);
                 if (result.EndOfMessage)
                 {
-                    _frames.Writer.TryWrite(new Frame(Encoding.UTF8.GetString(message.ToArray())));
+                    var frame = new Frame(Encoding.UTF8.GetString(message.ToArray()));
+                    if (_presence || frame.Type != "presence")
+                    {
+                        _frames.Writer.TryWrite(frame);
+                    }
+
                     message.SetLength(0);
                 }
             }

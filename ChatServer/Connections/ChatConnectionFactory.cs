@@ -7,9 +7,9 @@ namespace ChatServer.Connections;
 
 /// <summary>Makes the per-socket objects, which die with the socket; counts open connections for the cap.</summary>
 internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IRoomBus bus,
-    TimeProvider time, ILoggerFactory loggers)
+    PresenceTracker presence, InstanceId instance, TimeProvider time, ILoggerFactory loggers)
 {
-    private readonly string _instanceId = Epochs.New();
+    private readonly string _instanceId = instance.Value;
     private readonly ILogger _connectionLogger = loggers.CreateLogger<ChatConnection>();
     private readonly ILogger _sessionLogger = loggers.CreateLogger<ChatSession>();
     private long _created;
@@ -35,6 +35,6 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
     {
         var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
         var connection = new ChatConnection(id, socket, options.Value, time, _connectionLogger);
-        return new ChatSession(connection, registry, bus, time, _sessionLogger);
+        return new ChatSession(connection, registry, bus, presence, time, _sessionLogger);
     }
 }

@@ -9,7 +9,8 @@ namespace ChatServer.Connections;
 /// close path may run beside them, so both take <see cref="_gate"/> (it is held across awaits on Redis).
 /// A frame that fails changes nothing: a move to another room leaves the old room only once the new one is joined.
 /// </summary>
-internal sealed class ChatSession(ChatConnection connection, RoomRegistry registry, IRoomBus bus, TimeProvider time, ILogger logger) : IDisposable
+internal sealed class ChatSession(ChatConnection connection, RoomRegistry registry, IRoomBus bus, PresenceTracker presence,
+    TimeProvider time, ILogger logger) : IDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
     private RoomMember? _member;
@@ -68,6 +69,82 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
             if (announce)
             {
                 await PublishNotificationAsync(room, NotificationFrame.Joined(room, user));
+            }
+
+            await presence.JoinedAsync(room, user);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Extension <c>members</c>: each user in the connection's room once, across instances.</summary>
+    public async Task MembersAsync(JsonElement? id)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            if (_member is not { } member)
+            {
+                SendAck(AckFrame.Rejected(id, "User session not found."));
+                return;
+            }
+
+            try
+            {
+                var members = await presence.MembersAsync(member.Room);
+                SendAck(new AckFrame { Id = id, Ok = true, Room = member.Room, Members = members });
+            }
+            catch (StoreUnavailableException)
+            {
+                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Extension <c>history</c>: up to <paramref name="limit"/> stored messages older than <paramref name="before"/>,
+    /// oldest first, and whether older ones remain. Without <paramref name="before"/>, the newest.
+    /// </summary>
+    public async Task HistoryAsync(JsonElement? id, long? before, int limit)
+    {
+        await _gate.WaitAsync();
+        try
+        {
+            if (_closed)
+            {
+                return;
+            }
+
+            if (_member is not { } member)
+            {
+                SendAck(AckFrame.Rejected(id, "User session not found."));
+                return;
+            }
+
+            try
+            {
+                var history = await bus.ReadAsync(member.Room);
+                var older = history.Messages.Where(m => m.Seq < (before ?? long.MaxValue)).ToList();
+                var page = older.Skip(Math.Max(0, older.Count - limit)).ToList();
+                SendAck(new AckFrame
+                {
+                    Id = id, Ok = true, Room = member.Room, Epoch = history.Epoch, Messages = Raw(page), More = older.Count > page.Count,
+                });
+            }
+            catch (StoreUnavailableException)
+            {
+                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
             }
         }
         finally
@@ -153,13 +230,21 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
             return;
         }
 
+        var previousUser = member.User;
         member.User = user;
+        if (previousUser != user)
+        {
+            await presence.LeftAsync(member.Room, previousUser);
+            await presence.JoinedAsync(member.Room, user);
+        }
+
         member.GoLive(Serialize(JoinAck(id, member.Room, isUpdate, since, epoch, history)), history.Epoch, history.Seq);
     }
 
     private async Task LeaveAsync(RoomMember member, bool announce)
     {
         await registry.LeaveAsync(member);
+        await presence.LeftAsync(member.Room, member.User);
         if (announce)
         {
             await PublishNotificationAsync(member.Room, NotificationFrame.Left(member.Room, member.User));

@@ -66,6 +66,12 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
                     ? Reject(session, parsed, updateError)
                     : session.JoinAsync(id, user, room, announce: false, isUpdate: true, update.Since, update.Epoch);
 
+            case MembersFrame:
+                return session.MembersAsync(id);
+
+            case HistoryFrame history:
+                return session.HistoryAsync(id, history.Before, history.Limit ?? DefaultHistoryPage);
+
             case SendMessageFrame send:
                 return validator.ValidateText(send.Text) is { } textError
                     ? Reject(session, parsed, textError)
@@ -75,6 +81,9 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
                 return Reject(session, parsed, "Unsupported frame.");
         }
     }
+
+    /// <summary>Messages a <c>history</c> frame without <c>limit</c> returns.</summary>
+    private const int DefaultHistoryPage = 50;
 
     private string? ValidateUserAndRoom(string? user, string? room, out string trimmedUser, out string trimmedRoom)
     {

@@ -36,6 +36,12 @@ public sealed class ChatOptions
     /// <summary>Interval of keep-alive pings; a peer that does not answer within the same time is dropped.</summary>
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// How long an instance's presence entries live without a refresh (refreshed every third of it): an instance that
+    /// dies drops out of every room within this plus one refresh interval, and its users are announced as gone.
+    /// </summary>
+    public TimeSpan PresenceTtl { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How long a close handshake may take before the socket is aborted.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

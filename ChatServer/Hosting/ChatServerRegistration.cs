@@ -31,6 +31,7 @@ internal static class ChatServerRegistration
             .BindConfiguration(ChatOptions.Section)
             .Validate(o => o.CloseTimeout > TimeSpan.Zero && o.KeepAlive > o.CloseTimeout,
                 "Chat:CloseTimeout must be positive and shorter than Chat:KeepAlive.")
+            .Validate(o => o.PresenceTtl >= TimeSpan.FromSeconds(1), "Chat:PresenceTtl must be at least one second.")
             .Validate(o => o.RateLimitBurst >= 1 && o.RateLimitPerSecond <= o.RateLimitBurst * 1_000,
                 "Chat:RateLimitBurst must be at least 1.");
         services.AddOptions<RedisOptions>()
@@ -51,6 +52,9 @@ internal static class ChatServerRegistration
             ? ActivatorUtilities.CreateInstance<RedisRoomBus>(sp)
             : ActivatorUtilities.CreateInstance<InMemoryRoomBus>(sp));
         services.AddSingleton<RoomRegistry>();
+        services.AddSingleton<InstanceId>();
+        services.AddSingleton<PresenceTracker>();
+        services.AddHostedService<PresenceRefresher>();
         services.AddSingleton<FrameValidator>();
         services.AddSingleton<FrameDispatcher>();
         services.AddSingleton<OriginPolicy>();

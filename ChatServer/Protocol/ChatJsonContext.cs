@@ -11,6 +11,7 @@ namespace ChatServer.Protocol;
 [JsonSerializable(typeof(AckFrame))]
 [JsonSerializable(typeof(NotificationFrame))]
 [JsonSerializable(typeof(GapFrame))]
+[JsonSerializable(typeof(PresenceFrame))]
 internal sealed partial class ChatJsonContext : JsonSerializerContext
 {
     /// <summary>

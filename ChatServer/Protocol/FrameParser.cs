@@ -58,8 +58,10 @@ internal static class FrameParser
                 FrameTypes.SignIn => ReadSignIn(root, id),
                 FrameTypes.SendMessage => ReadSendMessage(root, id),
                 FrameTypes.UpdateSocketId => ReadUpdateSocketId(root, id),
+                FrameTypes.Members => new(id, new MembersFrame(), null),
+                FrameTypes.History => ReadHistory(root, id),
                 var unknown => ParsedFrame.Rejected(id,
-                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage or updateSocketId."),
+                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage, updateSocketId, members or history."),
             };
         }
     }
@@ -100,6 +102,41 @@ internal static class FrameParser
         }
 
         return new(id, new UpdateSocketIdFrame(user, room, since, epoch), null);
+    }
+
+    private static ParsedFrame ReadHistory(JsonElement root, JsonElement? id)
+    {
+        if (!TryReadInteger(root, "before", 0, long.MaxValue, out var before))
+        {
+            return ParsedFrame.Rejected(id, "Field 'before' must be an integer >= 0 (a seq; older messages are returned).");
+        }
+
+        if (!TryReadInteger(root, "limit", 1, HistoryPageLimit, out var limit))
+        {
+            return ParsedFrame.Rejected(id, $"Field 'limit' must be an integer from 1 to {HistoryPageLimit}.");
+        }
+
+        return new(id, new HistoryFrame(before, (int?)limit), null);
+    }
+
+    /// <summary>Most messages one <c>history</c> frame returns.</summary>
+    public const int HistoryPageLimit = 100;
+
+    private static bool TryReadInteger(JsonElement root, string name, long min, long max, out long? value)
+    {
+        value = null;
+        if (!root.TryGetProperty(name, out var element) || element.ValueKind == JsonValueKind.Null)
+        {
+            return true;
+        }
+
+        if (element.ValueKind != JsonValueKind.Number || !element.TryGetInt64(out var number) || number < min || number > max)
+        {
+            return false;
+        }
+
+        value = number;
+        return true;
     }
 
     /// <summary>Absent and <c>null</c> read as <c>null</c> (the validator names what is missing); other types fail.</summary>

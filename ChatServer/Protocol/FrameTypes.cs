@@ -6,9 +6,12 @@ internal static class FrameTypes
     public const string SignIn = "signin";
     public const string SendMessage = "sendMessage";
     public const string UpdateSocketId = "updateSocketId";
+    public const string Members = "members";
+    public const string History = "history";
 
     public const string Ack = "ack";
     public const string Message = "message";
     public const string Notification = "notification";
     public const string Gap = "gap";
+    public const string Presence = "presence";
 }

@@ -12,6 +12,12 @@ internal sealed record SignInFrame(string? User, string? Room) : ClientFrame;
 /// <summary><c>{"type":"sendMessage","text":…}</c></summary>
 internal sealed record SendMessageFrame(string? Text) : ClientFrame;
 
+/// <summary><c>{"type":"members"}</c> (extension): who is in the caller's room, across instances.</summary>
+internal sealed record MembersFrame : ClientFrame;
+
+/// <summary><c>{"type":"history","before":…,"limit":…}</c> (extension): older messages, oldest first.</summary>
+internal sealed record HistoryFrame(long? Before, int? Limit) : ClientFrame;
+
 /// <summary><c>{"type":"updateSocketId","user":…,"room":…,"since":…,"epoch":…}</c></summary>
 internal sealed record UpdateSocketIdFrame(string? User, string? Room, long? Since, string? Epoch) : ClientFrame;
 
@@ -36,6 +42,12 @@ internal sealed class AckFrame
 
     public bool? Recovered { get; init; }
 
+    /// <summary>Extension, <c>members</c>: each user in the room once, sorted.</summary>
+    public IReadOnlyList<string>? Members { get; init; }
+
+    /// <summary>Extension, <c>history</c>: whether history holds messages older than those returned.</summary>
+    public bool? More { get; init; }
+
     public static AckFrame Rejected(JsonElement? id, string error) => new() { Id = id, Ok = false, Error = error };
 }
 
@@ -53,6 +65,18 @@ internal sealed class NotificationFrame
 
     public static NotificationFrame Left(string room, string user) =>
         new() { Room = room, User = user, Title = "Someone just left", Description = $"{user} just left the room" };
+}
+
+/// <summary>
+/// <c>{"type":"presence","room":…,"user":…,"present":true}</c> (extension): a user's first connection in the room
+/// joined (on any instance), or its last one left or its instance stopped answering.
+/// </summary>
+internal sealed class PresenceFrame
+{
+    public string Type => FrameTypes.Presence;
+    public required string Room { get; init; }
+    public required string User { get; init; }
+    public bool Present { get; init; }
 }
 
 /// <summary><c>{"type":"gap",…}</c>: messages <see cref="From"/>..<see cref="To"/> could not be delivered.</summary>

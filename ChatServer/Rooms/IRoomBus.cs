@@ -24,4 +24,16 @@ internal interface IRoomBus
 
     /// <summary>Publishes an entry that is not stored (a notification).</summary>
     Task PublishAsync(string room, byte[] entry);
+
+    /// <summary>
+    /// Records (or refreshes) that <paramref name="user"/> is in the room on instance <paramref name="instance"/>, until
+    /// <paramref name="expiresAt"/>. Entries of instances that stopped refreshing are swept first.
+    /// </summary>
+    Task<PresenceChange> JoinPresenceAsync(string room, string instance, string user, DateTimeOffset expiresAt);
+
+    /// <summary>Removes this instance's entry for <paramref name="user"/>.</summary>
+    Task<PresenceChange> LeavePresenceAsync(string room, string instance, string user);
+
+    /// <summary>Each user present in the room once, sorted (after sweeping expired entries, reported in <see cref="PresenceChange.Gone"/>).</summary>
+    Task<(IReadOnlyList<string> Members, PresenceChange Change)> MembersAsync(string room);
 }

@@ -74,6 +74,33 @@ internal sealed class InMemoryRoomBus(IOptions<ChatOptions> options) : IRoomBus
         return Task.CompletedTask;
     }
 
+    public Task<PresenceChange> JoinPresenceAsync(string room, string instance, string user, DateTimeOffset expiresAt)
+    {
+        var state = State(room);
+        lock (state.Sync)
+        {
+            return Task.FromResult(state.Users.Add(user) ? new PresenceChange(true, []) : PresenceChange.None);
+        }
+    }
+
+    public Task<PresenceChange> LeavePresenceAsync(string room, string instance, string user)
+    {
+        var state = State(room);
+        lock (state.Sync)
+        {
+            return Task.FromResult(state.Users.Remove(user) ? new PresenceChange(true, []) : PresenceChange.None);
+        }
+    }
+
+    public Task<(IReadOnlyList<string> Members, PresenceChange Change)> MembersAsync(string room)
+    {
+        var state = State(room);
+        lock (state.Sync)
+        {
+            return Task.FromResult<(IReadOnlyList<string>, PresenceChange)>(([.. state.Users.Order(StringComparer.Ordinal)], PresenceChange.None));
+        }
+    }
+
     private static void Publish(RoomState state, byte[] stored)
     {
         if (!RoomEntry.TryParse(stored, out var entry))
@@ -96,6 +123,7 @@ internal sealed class InMemoryRoomBus(IOptions<ChatOptions> options) : IRoomBus
         public readonly Queue<byte[]> History = new();
         public long Seq;
         public Action<RoomEntry>[] Subscribers = [];
+        public readonly HashSet<string> Users = new(StringComparer.Ordinal);   // one instance: no expiry needed
     }
 
     private sealed class Subscription(RoomState state, Action<RoomEntry> onEntry) : IAsyncDisposable

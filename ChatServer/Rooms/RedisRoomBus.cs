@@ -40,6 +40,37 @@ internal sealed class RedisRoomBus : IRoomBus
         return {epoch, seq, redis.call('LRANGE', KEYS[2], 0, -1)}
         """;
 
+    // KEYS: presence zset, users hash. ARGV: mode (join|leave|sweep), now (ms), expiry (ms), "<instance> <user>", user.
+    // Sweeps expired entries first; returns {changed, users gone by expiry}. users counts instances per user, so a
+    // user is "present" while any instance holds it.
+    private const string PresenceScript = """
+        local gone = {}
+        for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
+          redis.call('ZREM', KEYS[1], entry)
+          local user = string.sub(entry, string.find(entry, ' ', 1, true) + 1)
+          if redis.call('HINCRBY', KEYS[2], user, -1) <= 0 then
+            redis.call('HDEL', KEYS[2], user)
+            table.insert(gone, user)
+          end
+        end
+        local changed = 0
+        if ARGV[1] == 'join' then
+          if redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[5], 1) == 1 then
+            changed = 1
+          end
+        elseif ARGV[1] == 'leave' then
+          if redis.call('ZREM', KEYS[1], ARGV[4]) == 1 and redis.call('HINCRBY', KEYS[2], ARGV[5], -1) <= 0 then
+            redis.call('HDEL', KEYS[2], ARGV[5])
+            changed = 1
+          end
+        end
+        local members = {}
+        if ARGV[1] == 'sweep' then
+          members = redis.call('HKEYS', KEYS[2])
+        end
+        return {changed, gone, members}
+        """;
+
     private readonly RedisConnection _connection;
     private readonly RoomKeys _keys;
     private readonly ILogger<RedisRoomBus> _logger;
@@ -94,6 +125,27 @@ internal sealed class RedisRoomBus : IRoomBus
         }
 
         return new RoomHistory((string)parts[0]!, (long)parts[1], messages);
+    }
+
+    public async Task<PresenceChange> JoinPresenceAsync(string room, string instance, string user, DateTimeOffset expiresAt) =>
+        (await PresenceAsync(room, "join", $"{instance} {user}", user, expiresAt)).Change;
+
+    public async Task<PresenceChange> LeavePresenceAsync(string room, string instance, string user) =>
+        (await PresenceAsync(room, "leave", $"{instance} {user}", user, _time.GetUtcNow())).Change;
+
+    public async Task<(IReadOnlyList<string> Members, PresenceChange Change)> MembersAsync(string room) =>
+        await PresenceAsync(room, "sweep", "", "", _time.GetUtcNow());
+
+    private async Task<(IReadOnlyList<string> Members, PresenceChange Change)> PresenceAsync(string room, string mode, string entry,
+        string user, DateTimeOffset expiresAt)
+    {
+        var result = await Run(() => _connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(PresenceScript,
+            [_keys.Presence(room), _keys.Users(room)],
+            [mode, _time.GetUtcNow().ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), entry, user]));
+        var parts = (RedisResult[])result!;
+        string[] gone = [.. ((RedisResult[])parts[1]!).Select(r => (string)r!)];
+        string[] members = [.. ((RedisResult[])parts[2]!).Select(r => (string)r!).Order(StringComparer.Ordinal)];
+        return (members, new PresenceChange((long)parts[0] == 1, gone));
     }
 
     public async Task PublishAsync(string room, byte[] entry) =>

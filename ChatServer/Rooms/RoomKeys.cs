@@ -19,6 +19,12 @@ internal sealed class RoomKeys(IOptions<RedisOptions> options)
     /// <summary>List of stored entries, oldest first, capped at <c>HistoryLength</c>.</summary>
     public RedisKey History(string room) => $"{_prefix}{{{Escape(room)}}}:history";
 
+    /// <summary>Sorted set of <c>"&lt;instance id&gt; &lt;user&gt;"</c>, scored by when that entry expires (Unix ms).</summary>
+    public RedisKey Presence(string room) => $"{_prefix}{{{Escape(room)}}}:presence";
+
+    /// <summary>Hash of user → how many instances have that user in the room.</summary>
+    public RedisKey Users(string room) => $"{_prefix}{{{Escape(room)}}}:users";
+
     public RedisChannel Channel(string room) => RedisChannel.Literal($"{_prefix}{{{Escape(room)}}}:messages");
 
     internal static string Escape(string room) =>
