@@ -19,17 +19,19 @@ internal sealed class ChatConnection
     private readonly WebSocket _socket;
     private readonly ChatOptions _options;
     private readonly ILogger _logger;
+    private readonly ChatMetrics _metrics;
     private readonly Channel<ReadOnlyMemory<byte>> _outgoing;
     private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closeStatus;          // 0 until the first RequestClose: the first reason wins
     private volatile bool _discardQueued;
 
-    public ChatConnection(string id, WebSocket socket, ChatOptions options, TimeProvider time, ILogger logger)
+    public ChatConnection(string id, WebSocket socket, ChatOptions options, TimeProvider time, ChatMetrics metrics, ILogger logger)
     {
         Id = id;
         _socket = socket;
         _options = options;
         _logger = logger;
+        _metrics = metrics;
         RateLimiter = new SendRateLimiter(time, options.RateLimitPerSecond, options.RateLimitBurst);
         _outgoing = Channel.CreateBounded<ReadOnlyMemory<byte>>(new BoundedChannelOptions(options.OutgoingQueueCapacity)
         {
@@ -56,6 +58,7 @@ internal sealed class ChatConnection
         if (Volatile.Read(ref _closeStatus) == 0)
         {
             ConnectionLog.QueueFull(_logger, Id, _options.OutgoingQueueCapacity);
+            _metrics.SlowConsumerClosed();
             _discardQueued = true;   // PROTOCOL.md: queued frames are dropped, Close is the next thing sent
             RequestClose(WebSocketCloseStatus.PolicyViolation);
         }
@@ -117,6 +120,7 @@ internal sealed class ChatConnection
                     if (length > limit)
                     {
                         ConnectionLog.FrameTooBig(_logger, Id, limit);
+                        _metrics.FrameRejected("too_big");
                         RequestClose(WebSocketCloseStatus.MessageTooBig);   // 1009
                         return;
                     }
@@ -153,6 +157,7 @@ internal sealed class ChatConnection
                 }
 
                 await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+                _metrics.FrameSent(frame.Span);
             }
 
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
