@@ -165,8 +165,8 @@ internal sealed class ChatConnection
                     break;
                 }
 
+                _metrics.FrameSent(frame.Span);   // counted before the write, so a client holding a frame sees it counted
                 await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
-                _metrics.FrameSent(frame.Span);
             }
 
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)

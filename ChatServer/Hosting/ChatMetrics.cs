@@ -36,7 +36,7 @@ internal sealed class ChatMetrics
         _roomsServed = meter.CreateUpDownCounter<long>("chat.rooms.served", "{room}",
             "Rooms with at least one member on this instance (each one a Redis channel subscription).");
         _framesIn = meter.CreateCounter<long>("chat.frames.received", "{frame}",
-            "Client frames accepted for handling, by frame type.");
+            "Client frames parsed, by frame type (those then refused for their content included).");
         _framesOut = meter.CreateCounter<long>("chat.frames.sent", "{frame}",
             "Frames written to clients, by frame type.");
         _framesRejected = meter.CreateCounter<long>("chat.frames.rejected", "{frame}",
