@@ -27,6 +27,8 @@ internal sealed class Options
 
     public double Drain { get; private set; } = 5;
 
+    public double Warmup { get; private set; } = 10;
+
     public bool Sweep { get; private set; }
 
     public double Step { get; private set; } = 1.25;
@@ -76,6 +78,7 @@ internal sealed class Options
                 case "--rate": options.Rate = Double(value); break;
                 case "--duration": options.Duration = Double(value); break;
                 case "--drain": options.Drain = Double(value); break;
+                case "--warmup": options.Warmup = Double(value); break;
                 case "--step": options.Step = Double(value); break;
                 case "--max-rate": options.MaxRate = Double(value); break;
                 case "--p99-bound-ms": options.P99BoundMs = Double(value); break;
