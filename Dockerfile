@@ -8,10 +8,12 @@ WORKDIR /src
 # (global.json is left out on purpose: the SDK image's own SDK builds; the pin is for developer machines.)
 COPY Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY ChatServer/ChatServer.csproj ChatServer/
-RUN dotnet restore ChatServer/ChatServer.csproj
+RUN dotnet restore ChatServer/ChatServer.csproj -r linux-x64
 COPY ChatServer/ ChatServer/
 COPY wwwroot/ wwwroot/
-RUN dotnet publish ChatServer/ChatServer.csproj -c Release -o /app --no-restore
+# ReadyToRun: precompiled code, so a cold start (Cloud Run scaling from zero) JITs less; docs/benchmarks.md has the figure.
+# Framework-dependent: the runtime image's shared framework runs it.
+RUN dotnet publish ChatServer/ChatServer.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o /app --no-restore
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS final
 WORKDIR /app
