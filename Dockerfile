@@ -8,12 +8,10 @@ WORKDIR /src
 # (global.json is left out on purpose: the SDK image's own SDK builds; the pin is for developer machines.)
 COPY Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY ChatServer/ChatServer.csproj ChatServer/
-RUN dotnet restore ChatServer/ChatServer.csproj -r linux-x64
+RUN dotnet restore ChatServer/ChatServer.csproj
 COPY ChatServer/ ChatServer/
 COPY wwwroot/ wwwroot/
-# ReadyToRun: precompiled code, so a cold start (Cloud Run scaling from zero) JITs less; docs/benchmarks.md has the figure.
-# Framework-dependent: the runtime image's shared framework runs it.
-RUN dotnet publish ChatServer/ChatServer.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o /app --no-restore
+RUN dotnet publish ChatServer/ChatServer.csproj -c Release -o /app --no-restore
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS final
 WORKDIR /app
