@@ -7,7 +7,7 @@ namespace ChatServer.Connections;
 
 /// <summary>Makes the per-socket objects, which die with the socket; counts open connections for the cap.</summary>
 internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IRoomBus bus,
-    PresenceTracker presence, InstanceId instance, TimeProvider time, ILoggerFactory loggers)
+    PresenceTracker presence, InstanceId instance, TimeProvider time, ChatMetrics metrics, ILoggerFactory loggers)
 {
     private readonly string _instanceId = instance.Value;
     private readonly ILogger _connectionLogger = loggers.CreateLogger<ChatConnection>();
@@ -22,6 +22,7 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
     {
         if (Interlocked.Increment(ref _open) <= options.Value.MaxConnections)
         {
+            metrics.ConnectionOpened();
             return true;
         }
 
@@ -29,12 +30,16 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
         return false;
     }
 
-    public void Release() => Interlocked.Decrement(ref _open);
+    public void Release()
+    {
+        Interlocked.Decrement(ref _open);
+        metrics.ConnectionClosed();
+    }
 
     public ChatSession Create(WebSocket socket)
     {
         var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
-        var connection = new ChatConnection(id, socket, options.Value, time, _connectionLogger);
+        var connection = new ChatConnection(id, socket, options.Value, time, metrics, _connectionLogger);
         return new ChatSession(connection, registry, bus, presence, time, _sessionLogger);
     }
 }

@@ -9,7 +9,8 @@ namespace ChatServer.Connections;
 /// Every client frame gets exactly one ack (PROTOCOL.md): rate limit, then JSON shape, then content rules, then the
 /// session. A frame rejected at any step changes nothing.
 /// </summary>
-internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOptions> options, ILogger<FrameDispatcher> logger)
+internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOptions> options, ChatMetrics metrics,
+    ILogger<FrameDispatcher> logger)
 {
     private readonly string _rateLimitError =
         $"Rate limit exceeded: at most {options.Value.RateLimitPerSecond} frames a second (bursts of {options.Value.RateLimitBurst}); the frame was dropped.";
@@ -31,12 +32,14 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
     {
         if (!session.Connection.RateLimiter.TryAcquire())
         {
+            metrics.FrameRejected("rate_limit");
             session.SendAck(AckFrame.Rejected(null, _rateLimitError));
             return;
         }
 
         if (messageType != WebSocketMessageType.Text)
         {
+            metrics.FrameRejected("binary");
             session.SendAck(AckFrame.Rejected(null, "Binary frames are not accepted: send one JSON object per text frame."));
             return;
         }
@@ -44,6 +47,7 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
         var parsed = FrameParser.Parse(frame);
         if (parsed.Error is { } error)
         {
+            metrics.FrameRejected("malformed");
             session.SendAck(AckFrame.Rejected(parsed.Id, error));
             return;
         }
@@ -54,6 +58,15 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
     private Task HandleAsync(ChatSession session, ParsedFrame parsed)
     {
         var id = parsed.Id;
+        metrics.FrameReceived(parsed.Frame switch
+        {
+            SignInFrame => FrameTypes.SignIn,
+            UpdateSocketIdFrame => FrameTypes.UpdateSocketId,
+            SendMessageFrame => FrameTypes.SendMessage,
+            MembersFrame => FrameTypes.Members,
+            HistoryFrame => FrameTypes.History,
+            _ => "other",
+        });
         switch (parsed.Frame)
         {
             case SignInFrame signIn:
@@ -91,8 +104,9 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
         return validator.ValidateUser(user, out trimmedUser) ?? validator.ValidateRoom(room, out trimmedRoom);
     }
 
-    private static Task Reject(ChatSession session, ParsedFrame parsed, string error)
+    private Task Reject(ChatSession session, ParsedFrame parsed, string error)
     {
+        metrics.FrameRejected("invalid");
         session.SendAck(AckFrame.Rejected(parsed.Id, error));
         return Task.CompletedTask;
     }

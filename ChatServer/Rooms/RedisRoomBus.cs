@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
 using System.Collections.Concurrent;
@@ -79,14 +80,17 @@ internal sealed class RedisRoomBus : IRoomBus
     private readonly ConcurrentDictionary<RedisRoomSubscription, byte> _subscriptions = new();
 
     public RedisRoomBus(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, TimeProvider time,
-        ILogger<RedisRoomBus> logger)
+        ChatMetrics metrics, ILogger<RedisRoomBus> logger)
     {
+        Metrics = metrics;
         (_connection, _keys, _time, _logger) = (connection, keys, time, logger);
         _historyLength = options.Value.HistoryLength;
         connection.Restored += OnRestored;
     }
 
     public bool IsAvailable => _connection.IsConnected;
+
+    internal ChatMetrics Metrics { get; }
 
     public async Task<IAsyncDisposable> SubscribeAsync(string room, Action<RoomEntry> onEntry)
     {
@@ -102,9 +106,11 @@ internal sealed class RedisRoomBus : IRoomBus
 
     public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] messagePrefix)
     {
+        var started = Stopwatch.GetTimestamp();
         var result = await Run(() => _connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [_keys.Meta(room), _keys.History(room)],
             [messagePrefix, _historyLength, Epochs.New(), _keys.Channel(room).ToString()]));
+        Metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
     }

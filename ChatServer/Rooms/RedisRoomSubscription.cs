@@ -121,9 +121,11 @@ internal sealed class RedisRoomSubscription(RedisRoomBus bus, string room, Actio
             if (entry.Seq > expected)
             {
                 RoomLog.GapDetected(logger, room, expected, entry.Seq - 1);
+                bus.Metrics.GapRepaired();
                 await RepairAsync(entry.Epoch, expected, entry.Seq - 1);
             }
 
+            bus.Metrics.MessageFannedOut(entry.Json.Span);
             Deliver(entry);
         }
         catch (Exception ex)   // the library would swallow it silently

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using ChatServer.Hosting;
 
 namespace ChatServer.Rooms;
 
@@ -7,7 +8,7 @@ namespace ChatServer.Rooms;
 /// unsubscribes when its last one leaves, so it carries no traffic for rooms it does not serve. Each room has its own
 /// gate, so a slow subscribe in one room never holds up another.
 /// </summary>
-internal sealed class RoomRegistry(IRoomBus bus, ILogger<RoomRegistry> logger)
+internal sealed class RoomRegistry(IRoomBus bus, ChatMetrics metrics, ILogger<RoomRegistry> logger)
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
 
@@ -34,6 +35,7 @@ internal sealed class RoomRegistry(IRoomBus bus, ILogger<RoomRegistry> logger)
                     {
                         room.Subscription = await bus.SubscribeAsync(room.Name, room.Deliver);
                         RoomLog.Subscribed(logger, room.Name);
+                        metrics.RoomSubscribed();
                     }
                     catch when (room.Count == 0)
                     {
@@ -74,6 +76,7 @@ internal sealed class RoomRegistry(IRoomBus bus, ILogger<RoomRegistry> logger)
                 room.Subscription = null;
                 await subscription.DisposeAsync();
                 RoomLog.Unsubscribed(logger, room.Name);
+                metrics.RoomUnsubscribed();
             }
         }
         finally

@@ -1,0 +1,157 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace ChatServer.LoadTest;
+
+/// <summary>
+/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle [options]</c>; see <see cref="Usage"/> and
+/// docs/benchmarks.md. Progress goes to the console, a table at the end, and the results to a JSON file.
+/// </summary>
+internal static class LoadTestProgram
+{
+    private const string Usage = """
+        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle> [options]
+
+        Where the servers are (one of):
+          --start-servers N     start N ChatServer instances (and a redis-server) here, stop them at the end
+          --url ws://host/ws    a running instance (repeat for several); --server-pid PID to read its CPU/RSS
+        Common:
+          --server-dll PATH     the ChatServer.dll to start (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
+          --server-env K=V      extra environment for started servers (repeatable), e.g. DOTNET_gcServer=0
+          --out FILE            JSON results (default: loadtest-<mode>-<time>.json)
+        fanout:
+          --rooms R (10) --members M (20) --rate MSG_PER_S (2500) --duration S (20) --drain S (5)
+          --warmup S (10)       an unmeasured run at the first rate first, so JIT tiering is not billed to the figures
+          --sweep               raise the rate by --step (1.25x) until p99 > --p99-bound-ms (100) or anything is lost
+          --max-rate MSG_PER_S  stop a sweep here (100000)
+        idle:
+          --connections N (10000) --rooms K (100) --source-addresses A (8) --settle S (5)
+        """;
+
+    private static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is not ("fanout" or "idle"))
+        {
+            await Console.Error.WriteLineAsync(Usage);
+            return 2;
+        }
+
+        var options = Options.Parse(args.AsSpan(1));
+        using var cancel = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+
+        var output = Console.Out;
+        await using var processes = new LocalProcesses(output);
+        var urls = options.Urls.Select(u => new Uri(u)).ToList();
+        var pids = options.ServerPid is { } pid ? new List<int> { pid } : [];
+        if (options.StartServers > 0)
+        {
+            await processes.StartRedisAsync(cancel.Token);
+            await processes.StartServersAsync(options.StartServers, options.ServerDll, $"127.0.0.1:{processes.RedisPort}",
+                options.ServerEnvironment, cancel.Token);
+            urls = [.. processes.Servers.Select(s => s.Url)];
+            pids = [.. processes.Servers.Select(s => s.ProcessId)];
+        }
+
+        if (urls.Count == 0)
+        {
+            await Console.Error.WriteLineAsync("Give --start-servers N or at least one --url.");
+            return 2;
+        }
+
+        var report = new LoadTestReport
+        {
+            Mode = args[0],
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)],
+        };
+
+        if (args[0] == "fanout")
+        {
+            var rate = options.Rate;
+            if (options.Warmup > 0)
+            {
+                await output.WriteLineAsync($"warm-up: {options.Warmup:F0} s at {rate:F0} msg/s (not measured)");
+                await new FanoutRunner(new FanoutSettings(urls, options.Rooms, options.Members, rate, options.Warmup, options.Drain), pids, output)
+                    .RunAsync(cancel.Token);
+            }
+
+            while (true)
+            {
+                var settings = new FanoutSettings(urls, options.Rooms, options.Members, rate, options.Duration, options.Drain);
+                var result = await new FanoutRunner(settings, pids, output).RunAsync(cancel.Token);
+                report.Fanout.Add(result);
+                var passes = result.Passes(options.P99BoundMs);
+                if (passes)
+                {
+                    report.HighestPassingRate = rate;
+                }
+
+                await output.WriteLineAsync($"fanout at {rate:F0} msg/s: {(passes ? "pass" : "FAIL")} (p99 {result.LatencyP99Ms:F1} ms, lost {result.Lost})");
+                if (!options.Sweep || !passes || rate * options.Step > options.MaxRate)
+                {
+                    break;
+                }
+
+                rate = Math.Round(rate * options.Step);
+            }
+
+            PrintFanoutTable(output, report);
+        }
+        else
+        {
+            var settings = new IdleSettings(urls[0], options.Connections, options.Rooms, options.SourceAddresses, SettleSeconds: options.Settle);
+            report.Idle = await new IdleRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancel.Token);
+            PrintIdleTable(output, report);
+        }
+
+        var file = options.Out ?? $"loadtest-{args[0]}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancel.Token);
+        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
+        return 0;
+    }
+
+    private static void PrintFanoutTable(TextWriter output, LoadTestReport report)
+    {
+        output.WriteLine();
+        output.WriteLine("| rate msg/s | delivered | deliveries/s | p50 ms | p95 ms | p99 ms | max ms | lost | dup | out of order | rejected | server CPU s | deliveries/server CPU s | tool CPU s |");
+        output.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in report.Fanout)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Rate:F0} | {r.Delivered} | {r.DeliveriesPerSecond:F0} | {r.LatencyP50Ms:F1} | {r.LatencyP95Ms:F1} | {r.LatencyP99Ms:F1} | {r.LatencyMaxMs:F1} | {r.Lost} | {r.Duplicated} | {r.OutOfOrder} | {r.Rejected} | {r.ServerCpuSeconds:F1} | {r.DeliveriesPerServerCpuSecond:F0} | {r.LoadToolCpuSeconds:F1} |"));
+        }
+
+        if (report.HighestPassingRate is { } best)
+        {
+            output.WriteLine($"highest passing rate: {best:F0} msg/s");
+        }
+
+        PrintColdStarts(output, report);
+    }
+
+    private static void PrintIdleTable(TextWriter output, LoadTestReport report)
+    {
+        var r = report.Idle!;
+        output.WriteLine();
+        output.WriteLine("| connections | rooms | opened | open time s | server RSS before MiB | after MiB | KiB per connection |");
+        output.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {r.Connections} | {r.Rooms} | {r.Opened} | {r.OpenSeconds:F1} | {r.ServerRssBeforeBytes / 1048576.0:F1} | {r.ServerRssAfterBytes / 1048576.0:F1} | {r.ServerKiBPerConnection:F2} |"));
+        PrintColdStarts(output, report);
+    }
+
+    private static void PrintColdStarts(TextWriter output, LoadTestReport report)
+    {
+        if (report.ColdStartsMs.Count > 0)
+        {
+            output.WriteLine($"cold start (process start to /readyz 200): {string.Join(", ", report.ColdStartsMs.Select(ms => $"{ms:F0} ms"))}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.Text.Json.Serialization;
+
+namespace ChatServer.LoadTest;
+
+/// <summary>The JSON result file: what ran, where, and every figure.</summary>
+internal sealed class LoadTestReport
+{
+    public required string Mode { get; init; }
+
+    public required string Command { get; init; }
+
+    public required MachineInfo Machine { get; init; }
+
+    public DateTimeOffset StartedAt { get; init; }
+
+    public List<double> ColdStartsMs { get; init; } = [];
+
+    public List<FanoutResult> Fanout { get; } = [];
+
+    public double? HighestPassingRate { get; set; }
+
+    public IdleResult? Idle { get; set; }
+}
+
+internal sealed record MachineInfo(int Cores, string CpuModel, string Os, string Runtime)
+{
+    public static MachineInfo Describe()
+    {
+        var model = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+            : null;
+        return new(Environment.ProcessorCount, model ?? "unknown", System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription);
+    }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(LoadTestReport))]
+internal sealed partial class LoadTestJsonContext : JsonSerializerContext;

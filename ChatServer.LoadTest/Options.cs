@@ -1,0 +1,118 @@
+using System.Globalization;
+
+namespace ChatServer.LoadTest;
+
+/// <summary>Command-line options: <c>--name value</c> pairs and a few flags; unknown names are an error.</summary>
+internal sealed class Options
+{
+    public List<string> Urls { get; } = [];
+
+    public int StartServers { get; private set; }
+
+    public int? ServerPid { get; private set; }
+
+    public string ServerDll { get; private set; } = DefaultServerDll();
+
+    public Dictionary<string, string> ServerEnvironment { get; } = [];
+
+    public string? Out { get; private set; }
+
+    public int Rooms { get; private set; } = -1;
+
+    public int Members { get; private set; } = 20;
+
+    public double Rate { get; private set; } = 2500;
+
+    public double Duration { get; private set; } = 20;
+
+    public double Drain { get; private set; } = 5;
+
+    public double Warmup { get; private set; } = 10;
+
+    public bool Sweep { get; private set; }
+
+    public double Step { get; private set; } = 1.25;
+
+    public double MaxRate { get; private set; } = 100_000;
+
+    public double P99BoundMs { get; private set; } = 100;
+
+    public int Connections { get; private set; } = 10_000;
+
+    public int SourceAddresses { get; private set; } = 8;
+
+    public double Settle { get; private set; } = 5;
+
+    public static Options Parse(ReadOnlySpan<string> args)
+    {
+        var options = new Options();
+        var idle = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var name = args[i];
+            if (name == "--sweep")
+            {
+                options.Sweep = true;
+                continue;
+            }
+
+            if (i + 1 >= args.Length)
+            {
+                throw new ArgumentException($"{name} needs a value.");
+            }
+
+            var value = args[++i];
+            switch (name)
+            {
+                case "--url": options.Urls.Add(value); break;
+                case "--start-servers": options.StartServers = Int(value); break;
+                case "--server-pid": options.ServerPid = Int(value); break;
+                case "--server-dll": options.ServerDll = Path.GetFullPath(value); break;
+                case "--server-env":
+                    var (key, setting) = value.Split('=', 2) is [var k, var v] ? (k, v) : throw new ArgumentException("--server-env takes KEY=VALUE.");
+                    options.ServerEnvironment[key] = setting;
+                    break;
+                case "--out": options.Out = value; break;
+                case "--rooms": options.Rooms = Int(value); break;
+                case "--members": options.Members = Int(value); break;
+                case "--rate": options.Rate = Double(value); break;
+                case "--duration": options.Duration = Double(value); break;
+                case "--drain": options.Drain = Double(value); break;
+                case "--warmup": options.Warmup = Double(value); break;
+                case "--step": options.Step = Double(value); break;
+                case "--max-rate": options.MaxRate = Double(value); break;
+                case "--p99-bound-ms": options.P99BoundMs = Double(value); break;
+                case "--connections": options.Connections = Int(value); idle = true; break;
+                case "--source-addresses": options.SourceAddresses = Int(value); break;
+                case "--settle": options.Settle = Double(value); break;
+                default: throw new ArgumentException($"Unknown option {name}.");
+            }
+        }
+
+        if (options.Rooms < 0)
+        {
+            options.Rooms = idle ? 100 : 10;
+        }
+
+        return options;
+    }
+
+    /// <summary>The server built beside this tool: walks up to the repository (Chat.sln) from the tool's output folder.</summary>
+    private static string DefaultServerDll()
+    {
+        var configuration = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Chat.sln")))
+            {
+                return Path.Combine(dir.FullName, "ChatServer", "bin", configuration, "net10.0", "ChatServer.dll");
+            }
+        }
+
+        return "ChatServer.dll";
+    }
+
+    private static int Int(string value) => int.Parse(value, CultureInfo.InvariantCulture);
+
+    private static double Double(string value) => double.Parse(value, CultureInfo.InvariantCulture);
+}

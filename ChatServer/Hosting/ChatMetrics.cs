@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text;
+
+namespace ChatServer.Hosting;
+
+/// <summary>
+/// The service's instruments, on one <see cref="Meter"/> named <see cref="MeterName"/> made by the host's
+/// <see cref="IMeterFactory"/> (so two hosts in one test process keep apart). Every method is cheap when nothing
+/// listens, and allocation-free when something does: tags are static strings, never built per call.
+/// </summary>
+internal sealed class ChatMetrics
+{
+    public const string MeterName = "ChatServer";
+
+    private static readonly byte[] s_tsField = ",\"ts\":\""u8.ToArray();
+
+    private readonly UpDownCounter<long> _openConnections;
+    private readonly UpDownCounter<long> _roomsServed;
+    private readonly Counter<long> _framesIn;
+    private readonly Counter<long> _framesOut;
+    private readonly Counter<long> _framesRejected;
+    private readonly Counter<long> _slowConsumerCloses;
+    private readonly Histogram<double> _scriptDuration;
+    private readonly Histogram<double> _messageLatency;
+    private readonly Counter<long> _gapsRepaired;
+    private readonly TimeProvider _time;
+
+    public ChatMetrics(IMeterFactory meterFactory, TimeProvider time)
+    {
+        _time = time;
+        var meter = meterFactory.Create(MeterName);
+        _openConnections = meter.CreateUpDownCounter<long>("chat.connections.open", "{connection}",
+            "WebSocket connections open on this instance.");
+        _roomsServed = meter.CreateUpDownCounter<long>("chat.rooms.served", "{room}",
+            "Rooms with at least one member on this instance (each one a Redis channel subscription).");
+        _framesIn = meter.CreateCounter<long>("chat.frames.received", "{frame}",
+            "Client frames parsed, by frame type (those then refused for their content included).");
+        _framesOut = meter.CreateCounter<long>("chat.frames.sent", "{frame}",
+            "Frames written to clients, by frame type.");
+        _framesRejected = meter.CreateCounter<long>("chat.frames.rejected", "{frame}",
+            "Client frames refused, by reason.");
+        _slowConsumerCloses = meter.CreateCounter<long>("chat.connections.slow_consumer_closes", "{connection}",
+            "Connections closed with 1008 because their outgoing queue was full.");
+        _scriptDuration = meter.CreateHistogram("chat.redis.script.duration", "s",
+            "Round trip of the Redis append script (number, store, trim, publish one message).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1] });
+        _messageLatency = meter.CreateHistogram("chat.message.latency", "s",
+            "From a message's stored ts (set by the instance that sent it) to its fan-out on this instance; ts has millisecond resolution.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });
+        _gapsRepaired = meter.CreateCounter<long>("chat.pubsub.gaps_repaired", "{gap}",
+            "Pub/sub gaps found in a room's seq, filled from history (or reported with a gap frame where it was trimmed).");
+    }
+
+    public void ConnectionOpened() => _openConnections.Add(1);
+
+    public void ConnectionClosed() => _openConnections.Add(-1);
+
+    public void RoomSubscribed() => _roomsServed.Add(1);
+
+    public void RoomUnsubscribed() => _roomsServed.Add(-1);
+
+    public void FrameReceived(string type) => _framesIn.Add(1, new KeyValuePair<string, object?>("type", type));
+
+    /// <summary>Counts a frame by the type it starts with: every server frame begins <c>{"type":"…"</c>.</summary>
+    public void FrameSent(ReadOnlySpan<byte> frame)
+    {
+        if (_framesOut.Enabled)
+        {
+            _framesOut.Add(1, new KeyValuePair<string, object?>("type", TypeOf(frame)));
+        }
+    }
+
+    public void FrameRejected(string reason) => _framesRejected.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void SlowConsumerClosed() => _slowConsumerCloses.Add(1);
+
+    public void ScriptCompleted(long startTimestamp) =>
+        _scriptDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
+
+    /// <summary>Records how long ago a stored message was stamped, read from its <c>ts</c> field.</summary>
+    public void MessageFannedOut(ReadOnlySpan<byte> messageJson)
+    {
+        if (!_messageLatency.Enabled)
+        {
+            return;
+        }
+
+        // ts is written by the server after text, and text is JSON-escaped, so the last ',"ts":"' is the real field.
+        var at = messageJson.LastIndexOf(s_tsField);
+        const int length = 24;   // yyyy-MM-ddTHH:mm:ss.fffZ
+        if (at < 0 || messageJson.Length < at + s_tsField.Length + length)
+        {
+            return;
+        }
+
+        Span<char> text = stackalloc char[length];
+        if (Encoding.ASCII.GetChars(messageJson.Slice(at + s_tsField.Length, length), text) == length
+            && DateTime.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture,
+                DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var stored))
+        {
+            _messageLatency.Record(Math.Max(0, (_time.GetUtcNow().UtcDateTime - stored).TotalSeconds));
+        }
+    }
+
+    /// <summary>A gap in a room's seq was found on the channel and repaired from history.</summary>
+    public void GapRepaired() => _gapsRepaired.Add(1);
+
+    private static string TypeOf(ReadOnlySpan<byte> frame)
+    {
+        // Static strings: one tag value per type, no allocation per frame.
+        ReadOnlySpan<byte> prefix = "{\"type\":\""u8;
+        if (!frame.StartsWith(prefix))
+        {
+            return "other";
+        }
+
+        var rest = frame[prefix.Length..];
+        return rest.StartsWith("message\""u8) ? "message"
+            : rest.StartsWith("ack\""u8) ? "ack"
+            : rest.StartsWith("notification\""u8) ? "notification"
+            : rest.StartsWith("gap\""u8) ? "gap"
+            : rest.StartsWith("presence\""u8) ? "presence"
+            : "other";
+    }
+}
