@@ -17,6 +17,15 @@ const msgInput = $('#msg');
 const feedback = $('#chat-feedback');
 const statusBadge = $('#status');
 const leaveButton = $('#leave');
+const memberList = $('#member-list');
+
+// The page shows the newest PAGE messages of the history it gets on sign-in, and loads older ones from the server
+// (the `history` extension) when the person scrolls to the top.
+const PAGE = 50;
+let oldestSeq = null;
+let hasOlder = false;
+let loadingOlder = false;
+const members = new Set();
 
 const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const client = new ChatClient(`${scheme}//${location.host}/ws`);
@@ -37,6 +46,10 @@ function append(item) {
 
 // The item's text is exactly "user: text" (the time is an attribute), as Google's sample test reads it.
 function showMessage(message) {
+  append(messageItem(message));
+}
+
+function messageItem(message) {
   const item = document.createElement('li');
   item.className = 'message';
   item.dataset.seq = String(message.seq);
@@ -48,7 +61,56 @@ function showMessage(message) {
   user.className = 'user';
   user.textContent = message.user;
   item.append(user, document.createTextNode(`: ${message.text}`));
-  append(item);
+  return item;
+}
+
+async function loadOlder() {
+  if (loadingOlder || !hasOlder || oldestSeq === null || client.state !== 'connected') {
+    return;
+  }
+
+  loadingOlder = true;
+  try {
+    const page = await client.history(oldestSeq, PAGE);
+    if (page.epoch !== client.epoch) {
+      hasOlder = false;   // the room's history restarted: nothing older belongs above these
+      return;
+    }
+
+    const heightBefore = messages.scrollHeight;
+    messages.prepend(...page.messages.map(messageItem));
+    messages.scrollTop += messages.scrollHeight - heightBefore;   // keep the person's place
+    hasOlder = page.more;
+    if (page.messages.length > 0) {
+      oldestSeq = page.messages[0].seq;
+    }
+  } catch (error) {
+    feedback.textContent = error.message;
+  } finally {
+    loadingOlder = false;
+  }
+}
+
+function showMembers() {
+  memberList.replaceChildren(...[...members].sort().map((name) => {
+    const item = document.createElement('span');
+    item.className = 'member';
+    item.textContent = name;
+    return item;
+  }));
+}
+
+async function refreshMembers() {
+  try {
+    members.clear();
+    for (const name of await client.members()) {
+      members.add(name);
+    }
+
+    showMembers();
+  } catch {
+    // best effort: presence frames keep the list going, and the next reconnect asks again
+  }
 }
 
 function showNotice(text, kind) {
@@ -79,7 +141,26 @@ client.addEventListener('state', (event) => {
 });
 client.addEventListener('message', (event) => showMessage(event.detail));
 client.addEventListener('notification', (event) => showNotice(event.detail.description, 'notification'));
+client.addEventListener('presence', (event) => {
+  if (event.detail.present) {
+    members.add(event.detail.user);
+  } else {
+    members.delete(event.detail.user);
+  }
+
+  showMembers();
+});
+let lastScrollTop = 0;
+messages.addEventListener('scroll', () => {
+  // Only when the person moves up to the top: the page's own jumps (to the newest message) never load.
+  if (messages.scrollTop < 40 && messages.scrollTop < lastScrollTop) {
+    loadOlder();
+  }
+
+  lastScrollTop = messages.scrollTop;
+});
 client.addEventListener('recovered', (event) => {
+  refreshMembers();
   const { recovered, epochChanged } = event.detail;
   if (epochChanged) {
     showNotice('The room\'s history was reset on the server; the messages below start over.', 'system warning');
@@ -107,13 +188,21 @@ signinForm.addEventListener('submit', async (event) => {
     const ack = await client.signIn(user, room);
     roomHeading.textContent = ack.room ?? room;
     document.title = `${ack.room ?? room} · Chat`;
-    for (const message of ack.messages ?? []) {
+    const shown = (ack.messages ?? []).slice(-PAGE);
+    for (const message of shown) {
       showMessage(message);
     }
 
+    oldestSeq = shown.length > 0 ? shown[0].seq : null;
+    hasOlder = oldestSeq !== null && oldestSeq > 1;
     signinView.hidden = true;
     chatroom.hidden = false;
     msgInput.focus();
+    messages.lastElementChild?.scrollIntoView({ block: 'end' });
+    refreshMembers();
+    if (messages.scrollHeight <= messages.clientHeight) {
+      loadOlder();   // nothing to scroll yet: fill the view
+    }
   } catch (error) {
     signinError.textContent = error.message;
   } finally {

@@ -5,6 +5,7 @@
 //   message       a `message` frame not shown before (deduplicated by seq within an epoch)
 //   notification  a `notification` frame
 //   recovered     { recovered, epochChanged } after a reconnect (or a gap) took the session up again, before the missed messages
+//   presence      a `presence` frame (extension): { user, present } when a user's first connection joined or last left
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
@@ -89,6 +90,28 @@ export class ChatClient extends EventTarget {
 
     return ack;
   }
+
+  /** Extension `members`: each user in the room once, across instances. */
+  async members() {
+    const ack = await this.#request({ type: 'members' });
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server could not list the members.');
+    }
+
+    return ack.members ?? [];
+  }
+
+  /** Extension `history`: up to `limit` stored messages older than `before`, oldest first, and whether more remain. */
+  async history(before, limit) {
+    const ack = await this.#request({ type: 'history', before, limit });
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server could not load older messages.');
+    }
+
+    return { messages: ack.messages ?? [], more: ack.more === true, epoch: ack.epoch };
+  }
+
+  get epoch() { return this.#epoch; }
 
   /** Skips the rest of the back-off wait (the browser came back online, or the person asked). */
   retryNow() {
@@ -233,6 +256,12 @@ export class ChatClient extends EventTarget {
       case 'notification':
         if (frame.room === this.#room) {
           this.#emit('notification', frame);
+        }
+
+        break;
+      case 'presence':
+        if (frame.room === this.#room) {
+          this.#emit('presence', frame);
         }
 
         break;

@@ -132,6 +132,47 @@ public sealed class PageTests
     }
 
     [Test, CancelAfter(60_000)]
+    public async Task The_member_list_shows_who_is_in_the_room_across_instances_and_stays_live(CancellationToken cancellationToken)
+    {
+        var room = TestNames.Room("members");
+        var erin = await SignInAsync(_hostA, "erin", room, cancellationToken);
+        await Expect(erin.Locator("#member-list .member")).ToHaveTextAsync(["erin"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+
+        var frank = await SignInAsync(_hostB, "frank", room, cancellationToken);
+        await Expect(frank.Locator("#member-list .member")).ToHaveTextAsync(["erin", "frank"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+        await Expect(erin.Locator("#member-list .member")).ToHaveTextAsync(["erin", "frank"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+
+        await frank.Locator("#leave").ClickAsync().WaitAsync(cancellationToken);
+        await Expect(erin.Locator("#member-list .member")).ToHaveTextAsync(["erin"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+    }
+
+    [Test, CancelAfter(60_000)]
+    public async Task Scrolling_to_the_top_loads_older_messages_from_the_server(CancellationToken cancellationToken)
+    {
+        var room = TestNames.Room("older");
+        var settings = new Dictionary<string, string?> { ["Chat:RateLimitPerSecond"] = "1000", ["Chat:RateLimitBurst"] = "1000" };
+        await using var host = new ChatHost(TestRedis.ConnectionString, settings);
+        await using (var gina = await ChatClient.SignInAsync(host.WebSocketUri, "gina", room, cancellationToken))
+        {
+            for (var i = 1; i <= 80; i++)
+            {
+                Assert.That((await gina.RequestAsync(new { type = "sendMessage", text = $"m{i}" }, cancellationToken)).Ok, Is.True);
+            }
+        }
+
+        var page = await SignInAsync(host, "hank", room, cancellationToken);
+        var items = page.Locator("#messages li.message");
+        await Expect(items).ToHaveCountAsync(50, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);   // the newest page
+        await Expect(items.First).ToHaveTextAsync("gina: m31", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+
+        await page.Locator("#messages").EvaluateAsync("list => list.scrollTop = 0").WaitAsync(cancellationToken);
+
+        await Expect(items).ToHaveCountAsync(80, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+        await Expect(items.First).ToHaveTextAsync("gina: m1", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+        await Expect(items.Nth(30)).ToHaveTextAsync("gina: m31", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+    }
+
+    [Test, CancelAfter(60_000)]
     public async Task Markup_in_names_and_messages_shows_as_text_and_never_runs(CancellationToken cancellationToken)
     {
         const string payload = "<img src=x onerror=alert(1)>";
