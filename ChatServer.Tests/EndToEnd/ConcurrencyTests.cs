@@ -6,6 +6,7 @@ namespace ChatServer.Tests.EndToEnd;
 /// </summary>
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
+[TestFixture(Backend.Cluster)]
 public sealed class ConcurrencyTests(Backend backend) : TwoHostFixture(backend)
 {
     private const int Senders = 10;

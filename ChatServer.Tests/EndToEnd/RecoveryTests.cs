@@ -6,6 +6,7 @@ namespace ChatServer.Tests.EndToEnd;
 /// </summary>
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
+[TestFixture(Backend.Cluster)]
 public sealed class RecoveryTests(Backend backend) : TwoHostFixture(backend)
 {
     private const int HistoryLength = 5;

@@ -5,6 +5,7 @@ namespace ChatServer.Tests.EndToEnd;
 /// <summary>Names and text are data, never markup, commands or key patterns.</summary>
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
+[TestFixture(Backend.Cluster)]
 public sealed class SecurityTests(Backend backend) : TwoHostFixture(backend)
 {
     /// <summary>Characters that mean something to Redis (glob, hash tags, key separators), to paths, or to nothing ASCII.</summary>

@@ -5,6 +5,7 @@ namespace ChatServer.Tests.EndToEnd;
 /// <summary>A client that stops reading is closed with 1008 and leaves its room at once; the room keeps flowing.</summary>
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
+[TestFixture(Backend.Cluster)]
 public sealed class SlowConsumerTests(Backend backend) : TwoHostFixture(backend)
 {
     protected override IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>

@@ -9,6 +9,7 @@ namespace ChatServer.Tests.EndToEnd;
 /// </summary>
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
+[TestFixture(Backend.Cluster)]
 public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backend)
 {
     private static readonly string s_longName = new('n', 33);

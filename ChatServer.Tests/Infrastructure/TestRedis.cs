@@ -53,6 +53,7 @@ public sealed class TestRedis
         }
 
         s_process?.Dispose();
+        await TestRedisCluster.StopSharedAsync();
     }
 
     private static bool DockerMayAnswer() =>

@@ -7,12 +7,16 @@ public enum Backend
 
     /// <summary>One host on the in-process bus (no Redis); <c>HostB</c> is the same host.</summary>
     InProcess,
+
+    /// <summary>Two hosts on the test Redis Cluster (three primaries) with sharded pub/sub.</summary>
+    Cluster,
 }
 
 /// <summary>
 /// Base of the protocol tests, run once per <see cref="Backend"/>. With Redis, <see cref="HostA"/> and
 /// <see cref="HostB"/> are two real instances sharing one Redis, so "the other instance" is really another process
-/// state; in-process, both names point at the one host, and the same assertions hold for a single instance.
+/// state; on the Cluster, the same over three shards with sharded pub/sub, rooms (GUID names) landing on every shard;
+/// in-process, both names point at the one host, and the same assertions hold for a single instance.
 /// </summary>
 public abstract class TwoHostFixture(Backend backend)
 {
@@ -26,11 +30,25 @@ public abstract class TwoHostFixture(Backend backend)
     protected virtual IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>();
 
     [OneTimeSetUp]
-    public void StartHosts()
+    public async Task StartHostsAsync()
     {
-        var redis = Backend == Backend.Redis ? TestRedis.ConnectionString : null;
-        HostA = new ChatHost(redis, Settings);
-        HostB = Backend == Backend.Redis ? new ChatHost(redis, Settings) : HostA;
+        switch (Backend)
+        {
+            case Backend.Redis:
+                HostA = new ChatHost(TestRedis.ConnectionString, Settings);
+                HostB = new ChatHost(TestRedis.ConnectionString, Settings);
+                break;
+            case Backend.Cluster:
+                var cluster = await TestRedisCluster.GetAsync();
+                var settings = new Dictionary<string, string?>(Settings) { ["Redis:PubSub"] = "Sharded" };
+                HostA = new ChatHost(cluster.ConnectionString, settings);
+                HostB = new ChatHost(cluster.ConnectionString, settings);
+                break;
+            default:
+                HostA = new ChatHost(null, Settings);
+                HostB = HostA;
+                break;
+        }
     }
 
     [OneTimeTearDown]

@@ -34,13 +34,16 @@ internal static class ChatServerRegistration
             .Validate(o => o.PresenceTtl >= TimeSpan.FromSeconds(1), "Chat:PresenceTtl must be at least one second.")
             .Validate(o => o.RateLimitBurst >= 1 && o.RateLimitPerSecond <= o.RateLimitBurst * 1_000,
                 "Chat:RateLimitBurst must be at least 1.");
+        // A PubSub value that is no mode name fails binding at start; a number outside the enum would bind, so check it.
         services.AddOptions<RedisOptions>()
             .BindConfiguration(RedisOptions.Section)
             .Configure<IConfiguration>((redis, configuration) =>
             {
                 redis.Host ??= configuration["REDISHOST"];
                 redis.Port ??= configuration["REDISPORT"];
-            });
+            })
+            .Validate(o => Enum.IsDefined(o.PubSub), "Redis:PubSub must be Classic or Sharded.")
+            .ValidateOnStart();
         services.AddOptions<WebSocketOptions>().Configure<IOptions<ChatOptions>>((ws, chat) =>
             (ws.KeepAliveInterval, ws.KeepAliveTimeout) = (chat.Value.KeepAlive, chat.Value.KeepAlive));   // drop silent peers
 

@@ -20,6 +20,12 @@ public sealed class RedisOptions
     /// <summary>Prefix of every key and channel, so several deployments can share one Redis.</summary>
     public string KeyPrefix { get; set; } = "chat:";
 
+    /// <summary>
+    /// <see cref="RedisPubSubMode.Sharded"/> on Redis Cluster (Redis 7 or later), so each shard carries only its own
+    /// rooms' messages; <see cref="RedisPubSubMode.Classic"/> works everywhere, and is all Redis 6 and older offer.
+    /// </summary>
+    public RedisPubSubMode PubSub { get; set; } = RedisPubSubMode.Classic;
+
     /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
     public string? EffectiveConfiguration() =>
         !string.IsNullOrWhiteSpace(Configuration) ? Configuration

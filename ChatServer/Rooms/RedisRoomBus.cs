@@ -13,7 +13,9 @@ namespace ChatServer.Rooms;
 /// </summary>
 internal sealed class RedisRoomBus : IRoomBus
 {
-    // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel.
+    // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel, PUBLISH or
+    // SPUBLISH. One script text for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has
+    // the room's hash tag, so SPUBLISH from the script stays in the slot the keys routed it to.
     // Lua numbers print as integers up to 2^53, far beyond any seq.
     private const string AppendScript = """
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -25,7 +27,7 @@ internal sealed class RedisRoomBus : IRoomBus
         local entry = 'm ' .. seq .. ' ' .. epoch .. ' ' .. ARGV[1] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '"}'
         redis.call('RPUSH', KEYS[2], entry)
         redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-        redis.call('PUBLISH', ARGV[4], entry)
+        redis.call(ARGV[5], ARGV[4], entry)
         return {seq, epoch}
         """;
 
@@ -109,7 +111,7 @@ internal sealed class RedisRoomBus : IRoomBus
         var started = Stopwatch.GetTimestamp();
         var result = await Run(() => _connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [_keys.Meta(room), _keys.History(room)],
-            [messagePrefix, _historyLength, Epochs.New(), _keys.Channel(room).ToString()]));
+            [messagePrefix, _historyLength, Epochs.New(), _keys.Channel(room).ToString(), _keys.PublishCommand]));
         Metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);

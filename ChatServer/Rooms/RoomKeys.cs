@@ -7,11 +7,13 @@ namespace ChatServer.Rooms;
 /// <summary>
 /// Every Redis key and channel name, built in one place. A room's names share the hash tag <c>{escaped room}</c>, so one
 /// room lives in one Redis Cluster slot. Escaping <c>%</c>, <c>{</c> and <c>}</c> keeps the tag whole and makes the
-/// mapping one-to-one: no room name can reach another room's keys. Channels are always literal, never patterns.
+/// mapping one-to-one: no room name can reach another room's keys. Channels are always literal, never patterns; in
+/// sharded mode the channel carries the same hash tag, so <c>SPUBLISH</c>/<c>SSUBSCRIBE</c> go to the room's own shard.
 /// </summary>
 internal sealed class RoomKeys(IOptions<RedisOptions> options)
 {
     private readonly string _prefix = options.Value.KeyPrefix;
+    private readonly bool _sharded = options.Value.PubSub == RedisPubSubMode.Sharded;
 
     /// <summary>Hash with <c>seq</c> (last number handed out) and <c>epoch</c> (history generation).</summary>
     public RedisKey Meta(string room) => $"{_prefix}{{{Escape(room)}}}:meta";
@@ -25,7 +27,18 @@ internal sealed class RoomKeys(IOptions<RedisOptions> options)
     /// <summary>Hash of user → how many instances have that user in the room.</summary>
     public RedisKey Users(string room) => $"{_prefix}{{{Escape(room)}}}:users";
 
-    public RedisChannel Channel(string room) => RedisChannel.Literal($"{_prefix}{{{Escape(room)}}}:messages");
+    /// <summary>
+    /// The room's channel. Sharded channels are literal too, and the library sends <c>SPUBLISH</c>/<c>SSUBSCRIBE</c>
+    /// for them, routed to the node owning the name's slot, which is the room's slot.
+    /// </summary>
+    public RedisChannel Channel(string room)
+    {
+        var name = $"{_prefix}{{{Escape(room)}}}:messages";
+        return _sharded ? RedisChannel.Sharded(name) : RedisChannel.Literal(name);
+    }
+
+    /// <summary>The command the append script publishes with: it must match how <see cref="Channel"/> is subscribed.</summary>
+    public string PublishCommand => _sharded ? "SPUBLISH" : "PUBLISH";
 
     internal static string Escape(string room) =>
         room.Replace("%", "%25", StringComparison.Ordinal)
