@@ -3,6 +3,7 @@ namespace ChatServer.Tests.EndToEnd;
 /// <summary>Protocol extensions: <c>members</c> and <c>presence</c> across instances, and <c>history</c> paging.</summary>
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
+[TestFixture(Backend.Cluster)]
 public sealed class PresenceAndHistoryTests(Backend backend) : TwoHostFixture(backend)
 {
     [Test, CancelAfter(15_000)]
