@@ -8,8 +8,9 @@ using System.Text.RegularExpressions;
 namespace ChatServer.Tests.Surface;
 
 /// <summary>
-/// The container without a Docker engine: the test reads the Dockerfile, runs its <c>dotnet publish</c> command (only
-/// the output folder differs) and starts the published output the way its <c>ENTRYPOINT</c> does, with the
+/// The container without a Docker engine: the test reads the Dockerfile, copies what its build stage copies into a
+/// fresh folder (the build context, without bin/ and obj/), runs its <c>RUN dotnet …</c> commands there word for word
+/// (only the output folder differs) and starts the published output the way its <c>ENTRYPOINT</c> does, with the
 /// environment the image and Cloud Run give it (<c>PORT</c>, <c>REDISHOST</c>/<c>REDISPORT</c>,
 /// <c>DOTNET_RUNNING_IN_CONTAINER</c>). If the Dockerfile changes, this test runs the changed command.
 /// </summary>
@@ -44,13 +45,28 @@ public sealed partial class PublishedOutputTests
         Assert.That(entrypoint, Is.EqualTo(new[] { "dotnet", "ChatServer.dll" }));
 
         var output = Directory.CreateTempSubdirectory("chat-publish-");
+        var context = Directory.CreateTempSubdirectory("chat-build-");
         try
         {
-            // The Dockerfile's arguments, word for word, but for the output folder.
-            var arguments = publish.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)
-                .Select(a => a == "/app" ? output.FullName : a).ToArray();
-            var (exitCode, log) = await RunAsync("dotnet", arguments, RepositoryFiles.Root, cancellationToken);
-            Assert.That(exitCode, Is.Zero, log);
+            var buildStage = dockerfile[..dockerfile.LastIndexOf("FROM ", StringComparison.Ordinal)];
+            foreach (Match copy in CopyLine().Matches(buildStage))
+            {
+                var words = copy.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                foreach (var source in words[..^1])
+                {
+                    CopyIntoContext(source, words[^1], context.FullName);
+                }
+            }
+
+            // The build stage's dotnet commands, in order, word for word but for the output folder.
+            foreach (Match run in DotnetRunLine().Matches(buildStage))
+            {
+                var arguments = run.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                    .Select(a => a == "/app" ? output.FullName : a).ToArray();
+                var (exitCode, log) = await RunAsync("dotnet", arguments, context.FullName, cancellationToken);
+                Assert.That(exitCode, Is.Zero, $"dotnet {string.Join(' ', arguments)}\n{log}");
+            }
+
             Assert.That(File.Exists(Path.Combine(output.FullName, "wwwroot", "index.html")), Is.True);
             Assert.That(Directory.Exists(Path.Combine(output.FullName, "ChatServer.Tests")), Is.False);
 
@@ -59,6 +75,34 @@ public sealed partial class PublishedOutputTests
         finally
         {
             output.Delete(recursive: true);
+            context.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Docker's COPY of a file or folder from the repository into the build context (bin/ and obj/ are ignored, as in .dockerignore).</summary>
+    private static void CopyIntoContext(string source, string destination, string context)
+    {
+        var from = RepositoryFiles.PathOf(source.TrimEnd('/'));
+        var to = Path.Combine(context, destination.TrimStart('.', '/'));
+        if (File.Exists(from))
+        {
+            var target = destination.EndsWith('/') ? Path.Combine(to, Path.GetFileName(from)) : to;
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(from, target, overwrite: true);
+            return;
+        }
+
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(from, file);
+            if (relative.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
+            {
+                continue;
+            }
+
+            var target = Path.Combine(to, relative);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target, overwrite: true);
         }
     }
 
@@ -218,6 +262,12 @@ public sealed partial class PublishedOutputTests
 
     [GeneratedRegex(@"(?m)^RUN dotnet (publish .*-o /app.*)$")]
     private static partial Regex PublishLine();
+
+    [GeneratedRegex(@"(?m)^COPY (?!--)(.+?)\s*$")]
+    private static partial Regex CopyLine();
+
+    [GeneratedRegex(@"(?m)^RUN dotnet (.+?)\s*$")]
+    private static partial Regex DotnetRunLine();
 
     [GeneratedRegex(@"(?m)^ENTRYPOINT (\[.*\])\s*$")]
     private static partial Regex EntrypointLine();
