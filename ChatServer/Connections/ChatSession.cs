@@ -80,43 +80,40 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
     }
 
     /// <summary>Extension <c>members</c>: each user in the connection's room once, across instances.</summary>
-    public async Task MembersAsync(JsonElement? id)
+    public Task MembersAsync(JsonElement? id) => InRoomAsync(id, async member =>
     {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            if (_member is not { } member)
-            {
-                SendAck(AckFrame.Rejected(id, "User session not found."));
-                return;
-            }
-
-            try
-            {
-                var members = await presence.MembersAsync(member.Room);
-                SendAck(new AckFrame { Id = id, Ok = true, Room = member.Room, Members = members });
-            }
-            catch (StoreUnavailableException)
-            {
-                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
-            }
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
+        var members = await presence.MembersAsync(member.Room);
+        return new AckFrame { Id = id, Ok = true, Room = member.Room, Members = members };
+    });
 
     /// <summary>
     /// Extension <c>history</c>: up to <paramref name="limit"/> stored messages older than <paramref name="before"/>,
     /// oldest first, and whether older ones remain. Without <paramref name="before"/>, the newest.
     /// </summary>
-    public async Task HistoryAsync(JsonElement? id, long? before, int limit)
+    public Task HistoryAsync(JsonElement? id, long? before, int limit) => InRoomAsync(id, async member =>
+    {
+        var history = await bus.ReadAsync(member.Room);
+        var older = history.Messages.Where(m => m.Seq < (before ?? long.MaxValue)).ToList();
+        var page = older.Skip(Math.Max(0, older.Count - limit)).ToList();
+        return new AckFrame
+        {
+            Id = id, Ok = true, Room = member.Room, Epoch = history.Epoch, Messages = Raw(page), More = older.Count > page.Count,
+        };
+    });
+
+    public Task SendMessageAsync(JsonElement? id, string text) => InRoomAsync(id, async member =>
+    {
+        ConnectionLog.MessageText(logger, connection.Id, FrameTypes.SendMessage, member.User, member.Room, text);
+        var prefix = MessageEncoding.WritePrefix(member.Room, member.User, text, time.GetUtcNow());
+        var (seq, _) = await bus.AppendAsync(member.Room, prefix);
+        return new AckFrame { Id = id, Ok = true, Seq = seq };
+    });
+
+    /// <summary>
+    /// Runs a frame that needs a room under the gate, and acks it: with <paramref name="action"/>'s ack, with
+    /// "User session not found." before sign-in, or with the store-unavailable error. Nothing after a close.
+    /// </summary>
+    private async Task InRoomAsync(JsonElement? id, Func<RoomMember, Task<AckFrame>> action)
     {
         await _gate.WaitAsync();
         try
@@ -134,47 +131,7 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
 
             try
             {
-                var history = await bus.ReadAsync(member.Room);
-                var older = history.Messages.Where(m => m.Seq < (before ?? long.MaxValue)).ToList();
-                var page = older.Skip(Math.Max(0, older.Count - limit)).ToList();
-                SendAck(new AckFrame
-                {
-                    Id = id, Ok = true, Room = member.Room, Epoch = history.Epoch, Messages = Raw(page), More = older.Count > page.Count,
-                });
-            }
-            catch (StoreUnavailableException)
-            {
-                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
-            }
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    public async Task SendMessageAsync(JsonElement? id, string text)
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            if (_member is not { } member)
-            {
-                SendAck(AckFrame.Rejected(id, "User session not found."));
-                return;
-            }
-
-            ConnectionLog.MessageText(logger, connection.Id, FrameTypes.SendMessage, member.User, member.Room, text);
-            var prefix = MessageEncoding.WritePrefix(member.Room, member.User, text, time.GetUtcNow());
-            try
-            {
-                var (seq, _) = await bus.AppendAsync(member.Room, prefix);
-                SendAck(new AckFrame { Id = id, Ok = true, Seq = seq });
+                SendAck(await action(member));
             }
             catch (StoreUnavailableException)
             {
