@@ -186,7 +186,14 @@ internal sealed class RedisRoomBus : IRoomBus
             await Task.Delay(delay, _time);
             foreach (var subscription in _subscriptions.Keys)
             {
-                await subscription.CatchUpAsync();
+                try
+                {
+                    await subscription.CatchUpAsync();
+                }
+                catch (Exception ex)   // nobody awaits this task: a failure must be logged, not lost
+                {
+                    RoomLog.CatchUpFailed(_logger, subscription.Room, ex);
+                }
             }
         }
     }

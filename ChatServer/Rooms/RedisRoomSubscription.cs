@@ -14,6 +14,8 @@ namespace ChatServer.Rooms;
 internal sealed class RedisRoomSubscription(RedisRoomBus bus, string room, Action<RoomEntry> deliver, ILogger logger) : IAsyncDisposable
 {
     private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public string Room => room;
     private ChannelMessageQueue? _queue;
     private string _epoch = "";
     private long _lastSeq;
