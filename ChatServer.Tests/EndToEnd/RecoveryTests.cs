@@ -148,8 +148,7 @@ public sealed class RecoveryTests(Backend backend) : TwoHostFixture(backend)
         await alice.RequestAsync(new { type = "sendMessage", text = "moved" }, cancellationToken);
         var seen = await inSecond.NextAsync(cancellationToken);
         Assert.That((seen.Type, seen.Text), Is.EqualTo(("message", "moved")), "no join notification came first");
-        await inFirst.SendAsync(new { type = "sendMessage", text = "sentinel" }, cancellationToken);
-        var next = await inFirst.ExpectAsync(f => f.Type != "ack", cancellationToken);
+        var next = await inFirst.SendSentinelAndReadNextAsync(cancellationToken);
         Assert.That(next.Text, Is.EqualTo("sentinel"), "no leave notification came first");
     }
 

@@ -128,8 +128,7 @@ public sealed partial class SignInTests(Backend backend) : TwoHostFixture(backen
         Assert.That(again.Messages.Select(m => m.Text), Is.EqualTo(new[] { "before" }));
 
         // No duplicate of "before" after the ack, and bob got no notification: the next frames are the sentinel.
-        await alice.SendAsync(new { type = "sendMessage", text = "sentinel" }, cancellationToken);
-        var aliceNext = await alice.ExpectAsync(f => f.Type != "ack", cancellationToken);
+        var aliceNext = await alice.SendSentinelAndReadNextAsync(cancellationToken);
         var bobNext = await bob.NextAsync(cancellationToken);
         Assert.That(aliceNext.Text, Is.EqualTo("sentinel"), aliceNext.Raw);
         Assert.That(bobNext.Text, Is.EqualTo("sentinel"), bobNext.Raw);
@@ -156,8 +155,7 @@ public sealed partial class SignInTests(Backend backend) : TwoHostFixture(backen
         // Messages now go to the new room only.
         await alice.RequestAsync(new { type = "sendMessage", text = "in second" }, cancellationToken);
         Assert.That((await inSecond.NextAsync(cancellationToken)).Text, Is.EqualTo("in second"));
-        await inFirst.SendAsync(new { type = "sendMessage", text = "sentinel" }, cancellationToken);
-        Assert.That((await inFirst.ExpectAsync(f => f.Type != "ack", cancellationToken)).Text, Is.EqualTo("sentinel"));
+        Assert.That((await inFirst.SendSentinelAndReadNextAsync(cancellationToken)).Text, Is.EqualTo("sentinel"));
     }
 
     [Test, CancelAfter(15_000)]
@@ -183,9 +181,7 @@ public sealed partial class SignInTests(Backend backend) : TwoHostFixture(backen
         await using var lower = await ChatClient.SignInAsync(HostB.WebSocketUri, "bob", room.ToLowerInvariant(), cancellationToken);
 
         await upper.RequestAsync(new { type = "sendMessage", text = "upper only" }, cancellationToken);
-        await lower.SendAsync(new { type = "sendMessage", text = "sentinel" }, cancellationToken);
-
-        var next = await lower.ExpectAsync(f => f.Type != "ack", cancellationToken);
+        var next = await lower.SendSentinelAndReadNextAsync(cancellationToken);
         Assert.That(next.Text, Is.EqualTo("sentinel"), next.Raw);
         Assert.That((await upper.ExpectAsync(f => f.Type == "message", cancellationToken)).Text, Is.EqualTo("upper only"));
     }

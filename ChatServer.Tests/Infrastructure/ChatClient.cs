@@ -138,6 +138,16 @@ public sealed class ChatClient : IAsyncDisposable
     public async Task SendBytesAsync(byte[] bytes, WebSocketMessageType type, CancellationToken cancellationToken) =>
         await _socket.SendAsync(bytes, type, endOfMessage: true, cancellationToken);
 
+    /// <summary>
+    /// Sends the message <c>sentinel</c> and returns the next frame that is not an ack. If nothing else was on its way to
+    /// this client, that is the sentinel itself: how a test proves a frame did not arrive.
+    /// </summary>
+    public async Task<Frame> SendSentinelAndReadNextAsync(CancellationToken cancellationToken)
+    {
+        await SendAsync(new { type = "sendMessage", text = "sentinel" }, cancellationToken);
+        return await ExpectAsync(f => f.Type != "ack", cancellationToken);
+    }
+
     /// <summary>One piece of a text message split over several WebSocket frames.</summary>
     public async Task SendFragmentAsync(ReadOnlyMemory<byte> bytes, bool endOfMessage, CancellationToken cancellationToken) =>
         await _socket.SendAsync(bytes, WebSocketMessageType.Text, endOfMessage, cancellationToken);

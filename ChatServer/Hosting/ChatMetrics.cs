@@ -89,7 +89,7 @@ internal sealed class ChatMetrics
 
         // ts is written by the server after text, and text is JSON-escaped, so the last ',"ts":"' is the real field.
         var at = messageJson.LastIndexOf(s_tsField);
-        const int length = 24;   // yyyy-MM-ddTHH:mm:ss.fffZ
+        const int length = 24;   // the length of MessageEncoding.TimestampFormat's output
         if (at < 0 || messageJson.Length < at + s_tsField.Length + length)
         {
             return;
@@ -97,7 +97,7 @@ internal sealed class ChatMetrics
 
         Span<char> text = stackalloc char[length];
         if (Encoding.ASCII.GetChars(messageJson.Slice(at + s_tsField.Length, length), text) == length
-            && DateTime.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture,
+            && DateTime.TryParseExact(text, Protocol.MessageEncoding.TimestampFormat, CultureInfo.InvariantCulture,
                 DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var stored))
         {
             _messageLatency.Record(Math.Max(0, (_time.GetUtcNow().UtcDateTime - stored).TotalSeconds));

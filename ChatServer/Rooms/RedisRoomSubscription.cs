@@ -64,6 +64,7 @@ internal sealed class RedisRoomSubscription(RedisRoomBus bus, string room, Actio
             if (history.Seq > _lastSeq)
             {
                 RoomLog.CaughtUp(logger, room, history.Seq - _lastSeq);
+                bus.Metrics.GapRepaired();   // a reconnect cost messages: the same repair as a seq jump
                 DeliverRange(history, _lastSeq + 1, history.Seq);
             }
         }
