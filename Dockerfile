@@ -8,9 +8,10 @@ WORKDIR /src
 # (global.json is left out on purpose: the SDK image's own SDK builds; the pin is for developer machines.)
 COPY Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY ChatServer/ChatServer.csproj ChatServer/
-# Restored for linux-x64, so the publish below can compile ReadyToRun: ahead-of-time code starts the process about
-# 200 ms sooner (docs/benchmarks.md), which is what a Cloud Run cold start waits for.
-RUN dotnet restore ChatServer/ChatServer.csproj -r linux-x64
+# Restored for linux-x64 with PublishReadyToRun set, so the restore also fetches the ReadyToRun compiler package the
+# publish below needs (without the property it is never restored, and a builder with an empty package cache fails
+# with NETSDK1094). Ahead-of-time code starts the process sooner (docs/benchmarks.md): a Cloud Run cold start waits on it.
+RUN dotnet restore ChatServer/ChatServer.csproj -r linux-x64 -p:PublishReadyToRun=true
 COPY ChatServer/ ChatServer/
 COPY wwwroot/ wwwroot/
 RUN dotnet publish ChatServer/ChatServer.csproj -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o /app --no-restore

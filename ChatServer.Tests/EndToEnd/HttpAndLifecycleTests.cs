@@ -117,12 +117,17 @@ public sealed class HttpAndLifecycleTests
         await disposing.WaitAsync(cancellationToken);
     }
 
-    [TestCase("Chat:HistoryLength", "0")]
-    [TestCase("Chat:MaxFrameBytes", "10")]
-    [TestCase("Chat:CloseTimeout", "00:01:00")]
-    public void Invalid_options_stop_the_server_at_start(string key, string value)
+    // A real process, as a container starts: the test host's deferred start can hide the validation error behind an
+    // ObjectDisposedException when the app fails that fast.
+    [TestCase("Chat__HistoryLength", "0", "HistoryLength")]
+    [TestCase("Chat__MaxFrameBytes", "10", "MaxFrameBytes")]
+    [TestCase("Chat__CloseTimeout", "00:01:00", "CloseTimeout")]
+    [CancelAfter(60_000)]
+    public async Task Invalid_options_stop_the_server_at_start(string key, string value, string option, CancellationToken cancellationToken)
     {
-        var error = Assert.Catch(() => new ChatHost(null, new Dictionary<string, string?> { [key] = value }).Dispose());
-        Assert.That(error, Is.InstanceOf<Microsoft.Extensions.Options.OptionsValidationException>().Or.InnerException.InstanceOf<Microsoft.Extensions.Options.OptionsValidationException>());
+        using var server = ChatProcess.Start("", new Dictionary<string, string> { [key] = value });
+
+        Assert.That(await server.WaitForExitAsync(cancellationToken), Is.Not.Zero);
+        Assert.That(server.Output, Has.Some.Contains("OptionsValidationException").And.Some.Contains(option));
     }
 }

@@ -6,11 +6,13 @@ namespace ChatServer.Tests;
 
 /// <summary>
 /// ChatServer as a separate process (the built ChatServer.dll beside the tests), so a test can kill an instance
-/// abruptly, as a crashed container or a lost VM would go: no 1012, no leave notifications, no unsubscribes.
+/// abruptly, as a crashed container or a lost VM would go: no 1012, no leave notifications, no unsubscribes; or so a
+/// test sees a cold start, or a start that fails, exactly as a container would.
 /// </summary>
 public sealed class ChatProcess : IDisposable
 {
     private readonly Process _process;
+    private readonly List<string> _output = [];
 
     private ChatProcess(Process process, int port)
     {
@@ -22,8 +24,37 @@ public sealed class ChatProcess : IDisposable
 
     public Uri WebSocketUri => new UriBuilder(BaseUri) { Scheme = "ws", Path = "/ws" }.Uri;
 
+    /// <summary>Every line the process wrote to stdout and stderr so far.</summary>
+    public IReadOnlyList<string> Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return [.. _output];
+            }
+        }
+    }
+
+    /// <summary>Starts the server and returns once <c>/readyz</c> answers 200 (or the token's deadline passes).</summary>
     public static async Task<ChatProcess> StartAsync(string redis, CancellationToken cancellationToken,
         IReadOnlyDictionary<string, string>? settings = null)
+    {
+        var chat = Start(redis, settings);
+        try
+        {
+            await chat.WaitUntilReadyAsync(cancellationToken);
+            return chat;
+        }
+        catch
+        {
+            chat.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Starts the server and returns at once: the caller decides what to wait for.</summary>
+    public static ChatProcess Start(string redis, IReadOnlyDictionary<string, string>? settings = null)
     {
         var port = FreePort();
         var info = new ProcessStartInfo("dotnet")
@@ -43,27 +74,55 @@ public sealed class ChatProcess : IDisposable
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start.");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var chat = new ChatProcess(process, port);
+        process.OutputDataReceived += (_, e) => chat.Record(e.Data);
+        process.ErrorDataReceived += (_, e) => chat.Record(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var chat = new ChatProcess(process, port);
+        return chat;
+    }
 
-        using var http = new HttpClient { BaseAddress = chat.BaseUri };
+    /// <summary>Polls <c>/readyz</c> until it answers 200; fails at once if the process exits.</summary>
+    public async Task WaitUntilReadyAsync(CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = BaseUri };
         while (true)   // until it answers ready, or the test's deadline
         {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"ChatServer exited with {_process.ExitCode}:\n{string.Join('\n', Output)}");
+            }
+
             try
             {
                 if ((await http.GetAsync("/readyz", cancellationToken)).StatusCode == HttpStatusCode.OK)
                 {
-                    return chat;
+                    return;
                 }
             }
-            catch (HttpRequestException) when (!process.HasExited)
+            catch (HttpRequestException)
             {
             }
 
-            await Task.Delay(50, cancellationToken);
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    /// <summary>Waits for the process to end by itself and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        return _process.ExitCode;
+    }
+
+    private void Record(string? line)
+    {
+        if (line is not null)
+        {
+            lock (_output)
+            {
+                _output.Add(line);
+            }
         }
     }
 

@@ -10,7 +10,9 @@ namespace ChatServer.Tests.Surface;
 /// <summary>
 /// The container without a Docker engine: the test reads the Dockerfile, copies what its build stage copies into a
 /// fresh folder (the build context, without bin/ and obj/), runs its <c>RUN dotnet …</c> commands there word for word
-/// (only the output folder differs) and starts the published output the way its <c>ENTRYPOINT</c> does, with the
+/// (only the output folder differs) with an empty NuGet package folder of their own, as on a clean image builder
+/// (a package that only this machine's cache holds, or one the restore forgot, fails here as it would in
+/// <c>docker build</c>), and starts the published output the way its <c>ENTRYPOINT</c> does, with the
 /// environment the image and Cloud Run give it (<c>PORT</c>, <c>REDISHOST</c>/<c>REDISPORT</c>,
 /// <c>DOTNET_RUNNING_IN_CONTAINER</c>). If the Dockerfile changes, this test runs the changed command.
 /// </summary>
@@ -46,6 +48,7 @@ public sealed partial class PublishedOutputTests
 
         var output = Directory.CreateTempSubdirectory("chat-publish-");
         var context = Directory.CreateTempSubdirectory("chat-build-");
+        var packages = Directory.CreateTempSubdirectory("chat-nuget-");
         try
         {
             var buildStage = dockerfile[..dockerfile.LastIndexOf("FROM ", StringComparison.Ordinal)];
@@ -58,12 +61,15 @@ public sealed partial class PublishedOutputTests
                 }
             }
 
-            // The build stage's dotnet commands, in order, word for word but for the output folder.
-            foreach (Match run in DotnetRunLine().Matches(buildStage))
+            // The build stage's dotnet commands, in order, word for word but for the output folder, from an empty
+            // package folder: the SDK image starts with none.
+            var runs = DotnetRunLine().Matches(buildStage);
+            Assert.That(runs.Select(r => r.Groups[1].Value), Has.Some.StartWith("restore ").And.Some.StartWith("publish "));
+            foreach (Match run in runs)
             {
                 var arguments = run.Groups[1].Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)
                     .Select(a => a == "/app" ? output.FullName : a).ToArray();
-                var (exitCode, log) = await RunAsync("dotnet", arguments, context.FullName, cancellationToken);
+                var (exitCode, log) = await RunAsync("dotnet", arguments, context.FullName, packages.FullName, cancellationToken);
                 Assert.That(exitCode, Is.Zero, $"dotnet {string.Join(' ', arguments)}\n{log}");
             }
 
@@ -76,6 +82,7 @@ public sealed partial class PublishedOutputTests
         {
             output.Delete(recursive: true);
             context.Delete(recursive: true);
+            packages.Delete(recursive: true);
         }
     }
 
@@ -226,9 +233,14 @@ public sealed partial class PublishedOutputTests
         }
     }
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string[] arguments, string directory, CancellationToken cancellationToken)
+    private static async Task<(int ExitCode, string Output)> RunAsync(string file, string[] arguments, string directory, string packages,
+        CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        info.Environment["NUGET_PACKAGES"] = packages;
+        // A build server started by another build would serve this one from its own caches: not a clean builder.
+        info.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
+        info.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         foreach (var argument in arguments)
         {
             info.ArgumentList.Add(argument);
