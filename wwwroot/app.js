@@ -26,11 +26,13 @@ let oldestSeq = null;
 let hasOlder = false;
 let loadingOlder = false;
 const members = new Set();
+let presenceDuringRefresh = null;   // presence frames that arrive while a `members` request is out, applied after it
 
 const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const client = new ChatClient(`${scheme}//${location.host}/ws`);
+// The person's own locale and time zone: the time of day beside each message, the full date and time on hover.
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-let sending = false;
+const fullTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
 
 function atBottom() {
   return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
@@ -44,7 +46,8 @@ function append(item) {
   }
 }
 
-// The item's text is exactly "user: text" (the time is an attribute), as Google's sample test reads it.
+// The item's text is exactly "user: text", as Google's sample test reads it: the time of day is drawn by CSS from
+// data-time (generated content is not part of the text), the full date and time is the hover title.
 function showMessage(message) {
   append(messageItem(message));
 }
@@ -53,8 +56,10 @@ function messageItem(message) {
   const item = document.createElement('li');
   item.className = 'message';
   item.dataset.seq = String(message.seq);
-  if (message.ts) {
-    item.title = timeFormat.format(new Date(message.ts));
+  const sent = message.ts ? new Date(message.ts) : null;
+  if (sent && !Number.isNaN(sent.getTime())) {
+    item.dataset.time = timeFormat.format(sent);
+    item.title = fullTimeFormat.format(sent);
   }
 
   const user = document.createElement('span');
@@ -100,16 +105,38 @@ function showMembers() {
   }));
 }
 
+function applyPresence({ user, present }) {
+  if (present) {
+    members.add(user);
+  } else {
+    members.delete(user);
+  }
+}
+
+// The list as the server has it, then every presence frame that arrived while the request was out (they are newer
+// than the list or already in it: applying them again in order gives the same end state).
 async function refreshMembers() {
+  const arrived = [];
+  presenceDuringRefresh = arrived;
   try {
+    const names = await client.members();
+    if (presenceDuringRefresh !== arrived) {
+      return;   // a newer refresh owns the list
+    }
+
     members.clear();
-    for (const name of await client.members()) {
+    for (const name of names) {
       members.add(name);
     }
 
+    arrived.forEach(applyPresence);
     showMembers();
   } catch {
     // best effort: presence frames keep the list going, and the next reconnect asks again
+  } finally {
+    if (presenceDuringRefresh === arrived) {
+      presenceDuringRefresh = null;
+    }
   }
 }
 
@@ -132,22 +159,34 @@ function showState(state) {
   }[shown];
 }
 
+function showQueued() {
+  const count = client.queued;
+  if (count === 0) {
+    if (feedback.dataset.reason === 'queued') {
+      setFeedback('', '');
+    }
+
+    return;
+  }
+
+  const what = count === 1 ? '1 message' : `${count} messages`;
+  setFeedback(`Not connected yet: ${what} will be sent as soon as the connection is up.`, 'queued');
+}
+
+function setFeedback(text, reason) {
+  feedback.textContent = text;
+  feedback.dataset.reason = reason;
+}
+
 client.addEventListener('state', (event) => {
   showState(event.detail.state);
-  if (event.detail.state === 'connected' && feedback.dataset.reason === 'offline') {
-    feedback.textContent = msgInput.value ? 'Connected again: press Send to send your message.' : '';
-    feedback.dataset.reason = '';
-  }
+  showQueued();
 });
 client.addEventListener('message', (event) => showMessage(event.detail));
 client.addEventListener('notification', (event) => showNotice(event.detail.description, 'notification'));
 client.addEventListener('presence', (event) => {
-  if (event.detail.present) {
-    members.add(event.detail.user);
-  } else {
-    members.delete(event.detail.user);
-  }
-
+  applyPresence(event.detail);
+  presenceDuringRefresh?.push(event.detail);
   showMembers();
 });
 let lastScrollTop = 0;
@@ -210,36 +249,38 @@ signinForm.addEventListener('submit', async (event) => {
   }
 });
 
+// The box empties at once, so people can type the next message while this one goes out; a message that is not
+// sent comes back to the box (when it is empty) with the reason. Before the sign-in is acknowledged, and while
+// reconnecting, ChatClient keeps what is sent and sends it once, in order, as soon as the connection is up.
 chatForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   const text = msgInput.value;
-  if (sending) {
-    return;
-  }
-
   if (!text.trim()) {
-    feedback.textContent = 'Type a message first.';
+    setFeedback('Type a message first.', 'empty');
     return;
   }
 
-  if (client.state !== 'connected') {
-    // Nothing is queued behind the person's back: the text stays in the box until it can really be sent.
-    feedback.textContent = 'Not connected, so not sent. Your message stays in the box; press Send again once connected.';
-    feedback.dataset.reason = 'offline';
+  if (client.state === 'offline') {
+    setFeedback('Not connected, so not sent. Your message stays in the box; sign in to send it.', 'offline');
     return;
   }
 
-  sending = true;
-  feedback.textContent = '';
+  msgInput.value = '';
+  const sent = client.send(text);
+  if (feedback.dataset.reason !== 'queued') {
+    setFeedback('', '');
+  }
+
+  showQueued();
   try {
-    await client.send(text);
-    if (msgInput.value === text) {
-      msgInput.value = '';
-    }
+    await sent;
   } catch (error) {
-    feedback.textContent = `Not sent: ${error.message}`;
+    if (!msgInput.value) {
+      msgInput.value = text;
+    }
+
+    setFeedback(`Not sent: ${error.message}`, 'failed');
   } finally {
-    sending = false;
     msgInput.focus();
   }
 });
@@ -248,7 +289,7 @@ leaveButton.addEventListener('click', () => {
   client.stop();
   chatroom.hidden = true;
   signinView.hidden = false;
-  feedback.textContent = '';
+  setFeedback('', '');
   document.title = 'Chat';
   roomInput.focus();
 });

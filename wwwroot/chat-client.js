@@ -10,6 +10,7 @@
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;   // a dead host can leave a socket "connecting" for minutes
+const REQUEST_TIMEOUT_MS = 10_000;   // a request the server never answers fails with a message instead of blocking
 const NORMAL_CLOSURE = 1000;
 
 export class ChatClient extends EventTarget {
@@ -24,7 +25,8 @@ export class ChatClient extends EventTarget {
   #attempt = 0;
   #retryTimer = null;
   #nextId = 1;
-  #pending = new Map();     // id -> { resolve, reject }
+  #pending = new Map();     // id -> { resolve, reject, timer }
+  #outbox = [];             // sendMessage texts sent before the (re)sign-in ack: { text, resolve, reject }, oldest first
   #state = 'offline';
 
   constructor(url) {
@@ -50,7 +52,7 @@ export class ChatClient extends EventTarget {
     try {
       await this.#open('connecting');
     } catch {
-      this.stop();
+      this.#stop('The chat server could not be reached.');
       throw new Error('Could not reach the chat server. Check your connection and try again.');
     }
 
@@ -58,12 +60,12 @@ export class ChatClient extends EventTarget {
     try {
       ack = await this.#request({ type: 'signin', user, room });
     } catch (error) {
-      this.stop();
+      this.#stop(error.message);
       throw error;
     }
 
     if (!ack.ok) {
-      this.stop();
+      this.#stop('The sign-in was refused.');
       throw new Error(ack.error || 'The server refused the sign-in.');
     }
 
@@ -73,22 +75,51 @@ export class ChatClient extends EventTarget {
     const history = ack.messages ?? [];
     this.#lastSeq = history.length > 0 ? history[history.length - 1].seq : 0;
     this.#attempt = 0;
+    this.#flushOutbox();   // on the wire right behind the ack; the server answers them after this returns
     this.#setState('connected');
     return ack;
   }
 
-  /** Sends a message. Rejects at once when not connected (nothing is queued) and with the server's words on ok:false. */
-  async send(text) {
-    if (this.#state !== 'connected') {
-      throw new Error('Not connected.');
+  /**
+   * Sends a message. While signing in or reconnecting the text is kept and sent once, in order, right after the
+   * (re)sign-in ack, as Socket.IO buffers what is emitted before the connection is up; resolves with the server's ack.
+   * Rejects when the client is offline, with the server's words on ok:false, and when no ack comes in time.
+   */
+  send(text) {
+    if (this.#stopped) {
+      return Promise.reject(new Error('Not connected.'));
     }
 
+    if (this.#state !== 'connected' || this.#outbox.length > 0) {
+      return new Promise((resolve, reject) => this.#outbox.push({ text, resolve, reject }));
+    }
+
+    return this.#sendNow(text);
+  }
+
+  /** Texts kept by send() until the connection is up again. */
+  get queued() { return this.#outbox.length; }
+
+  async #sendNow(text) {
     const ack = await this.#request({ type: 'sendMessage', text });
     if (!ack.ok) {
       throw new Error(ack.error || 'The server refused the message.');
     }
 
     return ack;
+  }
+
+  /**
+   * Sends what send() kept, oldest first, each exactly once: a text leaves the outbox as its frame goes out, so a
+   * connection lost before the ack fails that send (it may or may not have been stored) instead of repeating it.
+   * The frames go out back to back; the server handles a connection's frames in order.
+   */
+  #flushOutbox() {
+    const waiting = this.#outbox;
+    this.#outbox = [];
+    for (const { text, resolve, reject } of waiting) {
+      this.#sendNow(text).then(resolve, reject);
+    }
   }
 
   /** Extension `members`: each user in the room once, across instances. */
@@ -122,8 +153,12 @@ export class ChatClient extends EventTarget {
     }
   }
 
-  /** Leaves for good: closes the socket and stops reconnecting. */
+  /** Leaves for good: closes the socket and stops reconnecting; what send() kept is not sent. */
   stop() {
+    this.#stop('You left the room.');
+  }
+
+  #stop(reason) {
     this.#stopped = true;
     this.#signedIn = false;
     clearTimeout(this.#retryTimer);
@@ -134,7 +169,8 @@ export class ChatClient extends EventTarget {
       socket.close(NORMAL_CLOSURE, 'bye');
     }
 
-    this.#failPending('You left the room.');
+    this.#failPending(reason);
+    this.#failOutbox(reason);
     this.#setState('offline');
   }
 
@@ -201,7 +237,11 @@ export class ChatClient extends EventTarget {
         type: 'updateSocketId', user: this.#user, room: this.#room, since: this.#lastSeq ?? 0, epoch: this.#epoch ?? undefined,
       });
     } catch {
-      return;   // lost again before the answer; #closed has scheduled the next try
+      if (socket === this.#socket) {
+        socket.close();   // no answer in time: drop this socket, #closed schedules the next try
+      }
+
+      return;   // or lost again before the answer, and #closed has scheduled the next try
     }
 
     if (!ack.ok) {
@@ -216,6 +256,7 @@ export class ChatClient extends EventTarget {
     }
 
     this.#attempt = 0;
+    this.#flushOutbox();   // what was sent while away goes out now; its echo arrives after the missed messages below
     this.#setState('connected');
     // Told before the recovered messages are shown, so a "some were lost" notice sits where the gap is.
     this.#emit('recovered', { recovered: ack.recovered !== false, epochChanged });
@@ -241,6 +282,7 @@ export class ChatClient extends EventTarget {
         const pending = this.#pending.get(frame.id);
         if (pending) {
           this.#pending.delete(frame.id);
+          clearTimeout(pending.timer);
           pending.resolve(frame);
         }
 
@@ -299,17 +341,31 @@ export class ChatClient extends EventTarget {
 
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        if (this.#pending.delete(id)) {
+          reject(new Error(`The server did not answer within ${REQUEST_TIMEOUT_MS / 1000} s; it may or may not have done it.`));
+        }
+      }, REQUEST_TIMEOUT_MS);
+      this.#pending.set(id, { resolve, reject, timer });
       socket.send(JSON.stringify({ ...frame, id }));
     });
   }
 
   #failPending(reason) {
-    for (const { reject } of this.#pending.values()) {
+    for (const { reject, timer } of this.#pending.values()) {
+      clearTimeout(timer);
       reject(new Error(reason));
     }
 
     this.#pending.clear();
+  }
+
+  #failOutbox(reason) {
+    const waiting = this.#outbox;
+    this.#outbox = [];
+    for (const { reject } of waiting) {
+      reject(new Error(reason));
+    }
   }
 
   #setState(state, extra = {}) {

@@ -9,7 +9,7 @@ namespace ChatServer.Tests.Browser;
 /// person uses it: type, click, read the list.
 /// </summary>
 [NonParallelizable]
-public sealed class PageTests
+public sealed partial class PageTests
 {
     // Playwright's own waits poll until this deadline; each await is also bounded by the test's [CancelAfter] token.
     private const float WaitMs = 20_000;
@@ -247,11 +247,11 @@ public sealed class PageTests
             await host.DisposeAsync();   // the instance goes away (closing its sockets with 1012, as on SIGTERM)
             await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "reconnecting", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 
-            // Sending now gives feedback and keeps what was typed.
+            // Sending now is kept, said so, and sent once the page is back.
             await page.Locator("#msg").FillAsync("typed while away").WaitAsync(cancellationToken);
             await page.Locator("#chat .send").ClickAsync().WaitAsync(cancellationToken);
-            await Expect(page.Locator("#chat-feedback")).ToContainTextAsync("Not connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
-            await Expect(page.Locator("#msg")).ToHaveValueAsync("typed while away", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+            await Expect(page.Locator("#chat-feedback")).ToContainTextAsync("1 message will be sent", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+            await Expect(page.Locator("#msg")).ToHaveValueAsync("", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 
             foreach (var text in new[] { "while you were away 1", "while you were away 2" })
             {
@@ -260,11 +260,13 @@ public sealed class PageTests
 
             host = new ChatHost(TestRedis.ConnectionString, port: port);   // the instance comes back on the same address
             await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
-            await page.Locator("#chat .send").ClickAsync().WaitAsync(cancellationToken);   // the kept text, sent now
 
+            // What it missed first, then the kept message, right after the resume ack, exactly once.
             await ExpectItemsAsync(page, ["bob: before", "bob: while you were away 1", "bob: while you were away 2", "alice: typed while away"], cancellationToken);
             var alicesMessage = await bob.ExpectAsync(f => f.Type == "message" && f.User == "alice", cancellationToken);
             Assert.That(alicesMessage.Text, Is.EqualTo("typed while away"));
+            Assert.That((await bob.SendSentinelAndReadNextAsync(cancellationToken)).Text, Is.EqualTo("sentinel"), "sent once");
+            await Expect(page.Locator("#chat-feedback")).ToHaveTextAsync("", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         }
         finally
         {

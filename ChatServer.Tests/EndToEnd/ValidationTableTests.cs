@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net.WebSockets;
 using System.Text;
 
@@ -221,6 +222,30 @@ public sealed class ValidationTableTests(Backend backend) : TwoHostFixture(backe
         Assert.That(limited[0].Error, Does.Contain("20 frames a second").And.Contain("40"));
         Assert.That(acks.Count(a => a.Error?.Contains("Unknown frame type", StringComparison.Ordinal) == true), Is.GreaterThanOrEqualTo(39), "the burst (40, one spent on signin) passes");
         Assert.That(acks, Has.All.Matches<Frame>(a => !a.Ok));
+        Assert.That(acks.Select(a => a.IdJson), Is.EqualTo(Enumerable.Range(0, Sent).Select(i => i.ToString(CultureInfo.InvariantCulture))),
+            "every ack, the rate limit's too, echoes its frame's id, in order");
+    }
+
+    [Test, CancelAfter(20_000)]
+    public async Task A_rate_limited_frame_echoes_its_id_and_one_that_does_not_parse_gets_id_null(CancellationToken cancellationToken)
+    {
+        var settings = new Dictionary<string, string?> { ["Chat:RateLimitPerSecond"] = "1", ["Chat:RateLimitBurst"] = "1" };
+        await using var host = new ChatHost(TestRedis.ConnectionString, settings);
+        await using var client = await ChatClient.ConnectAsync(host.WebSocketUri, cancellationToken);
+
+        await client.SendRawAsync("""{"type":"dance","id":"first"}""", cancellationToken);
+        await client.SendRawAsync("""{"type":"dance","id":"second"}""", cancellationToken);
+        await client.SendRawAsync("{not json", cancellationToken);
+
+        var first = await client.ExpectAsync(f => f.Type == "ack", cancellationToken);
+        var second = await client.ExpectAsync(f => f.Type == "ack", cancellationToken);
+        var third = await client.ExpectAsync(f => f.Type == "ack", cancellationToken);
+        Assert.That(first.IdJson, Is.EqualTo("\"first\""));
+        Assert.That(first.Error, Does.Contain("Unknown frame type"));
+        Assert.That(second.IdJson, Is.EqualTo("\"second\""));
+        Assert.That(second.Error, Does.Contain("Rate limit"));
+        Assert.That(third.IdJson, Is.EqualTo("null"));
+        Assert.That(third.Error, Does.Contain("Rate limit"));
     }
 
     private ChatHost Host(string instance) => instance == "A" ? HostA : HostB;

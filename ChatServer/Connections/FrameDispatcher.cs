@@ -32,8 +32,10 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
     {
         if (!session.Connection.RateLimiter.TryAcquire())
         {
+            // The frame's id when it parses, so a client can match the refusal to its request (PROTOCOL.md, limits).
             metrics.FrameRejected("rate_limit");
-            session.SendAck(AckFrame.Rejected(null, _rateLimitError));
+            var refusedId = messageType == WebSocketMessageType.Text ? FrameParser.Parse(frame).Id : null;
+            session.SendAck(AckFrame.Rejected(refusedId, _rateLimitError));
             return;
         }
 
