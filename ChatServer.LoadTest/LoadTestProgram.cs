@@ -19,6 +19,9 @@ internal static class LoadTestProgram
           --server-dll PATH     the ChatServer.dll to start (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
           --server-env K=V      extra environment for started servers (repeatable), e.g. DOTNET_gcServer=0
           --out FILE            JSON results (default: loadtest-<mode>-<time>.json)
+          --peer                then the same scenario against the Node peer (../shared/peers/node-ws-chat, laid out in a
+                                temporary folder and installed with npm ci), same Redis, and the ratios; needs --start-servers
+          --peer-dir DIR        the peer's folder
         fanout:
           --rooms R (10) --members M (20) --rate MSG_PER_S (2500) --duration S (20) --drain S (5)
           --warmup S (10)       an unmeasured run at the first rate first, so JIT tiering is not billed to the figures
@@ -36,6 +39,7 @@ internal static class LoadTestProgram
             return 2;
         }
 
+        var mode = args[0];
         var options = Options.Parse(args.AsSpan(1));
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
@@ -48,6 +52,12 @@ internal static class LoadTestProgram
         await using var processes = new LocalProcesses(output);
         var urls = options.Urls.Select(u => new Uri(u)).ToList();
         var pids = options.ServerPid is { } pid ? new List<int> { pid } : [];
+        if (options.Peer && options.StartServers == 0)
+        {
+            await Console.Error.WriteLineAsync("--peer needs --start-servers N: both implementations are started here, one after the other.");
+            return 2;
+        }
+
         if (options.StartServers > 0)
         {
             await processes.StartRedisAsync(cancel.Token);
@@ -65,27 +75,51 @@ internal static class LoadTestProgram
 
         var report = new LoadTestReport
         {
-            Mode = args[0],
+            Mode = mode,
             Command = string.Join(' ', args),
             Machine = MachineInfo.Describe(),
             StartedAt = DateTimeOffset.UtcNow,
-            ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)],
+            Ours = new ScenarioReport { Server = "ChatServer", ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)] },
         };
 
-        if (args[0] == "fanout")
+        await output.WriteLineAsync("== ChatServer ==");
+        await RunScenarioAsync(mode, options, urls, pids, report.Ours, output, cancel.Token);
+
+        if (options.Peer)
+        {
+            // Same Redis, same tool, same scenario, right after ours; ours is stopped first so the peer has the cores.
+            await processes.StopServersAsync();
+            await processes.StartPeersAsync(options.StartServers, options.PeerDirectory, cancel.Token);
+            report.Peer = new ScenarioReport { Server = "node-ws-chat", ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)] };
+            await output.WriteLineAsync("== node-ws-chat (peer) ==");
+            await RunScenarioAsync(mode, options, [.. processes.Servers.Select(s => s.Url)], [.. processes.Servers.Select(s => s.ProcessId)],
+                report.Peer, output, cancel.Token);
+            PrintRatios(output, report.Ours, report.Peer);
+        }
+
+        var file = options.Out ?? $"loadtest-{mode}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancel.Token);
+        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
+        return 0;
+    }
+
+    private static async Task RunScenarioAsync(string mode, Options options, List<Uri> urls, List<int> pids, ScenarioReport report,
+        TextWriter output, CancellationToken cancellationToken)
+    {
+        if (mode == "fanout")
         {
             var rate = options.Rate;
             if (options.Warmup > 0)
             {
                 await output.WriteLineAsync($"warm-up: {options.Warmup:F0} s at {rate:F0} msg/s (not measured)");
                 await new FanoutRunner(new FanoutSettings(urls, options.Rooms, options.Members, rate, options.Warmup, options.Drain), pids, output)
-                    .RunAsync(cancel.Token);
+                    .RunAsync(cancellationToken);
             }
 
             while (true)
             {
                 var settings = new FanoutSettings(urls, options.Rooms, options.Members, rate, options.Duration, options.Drain);
-                var result = await new FanoutRunner(settings, pids, output).RunAsync(cancel.Token);
+                var result = await new FanoutRunner(settings, pids, output).RunAsync(cancellationToken);
                 report.Fanout.Add(result);
                 var passes = result.Passes(options.P99BoundMs);
                 if (passes)
@@ -107,17 +141,44 @@ internal static class LoadTestProgram
         else
         {
             var settings = new IdleSettings(urls[0], options.Connections, options.Rooms, options.SourceAddresses, SettleSeconds: options.Settle);
-            report.Idle = await new IdleRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancel.Token);
+            report.Idle = await new IdleRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancellationToken);
             PrintIdleTable(output, report);
         }
-
-        var file = options.Out ?? $"loadtest-{args[0]}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
-        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancel.Token);
-        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
-        return 0;
     }
 
-    private static void PrintFanoutTable(TextWriter output, LoadTestReport report)
+    /// <summary>Ours against the peer, each ratio oriented so that above 1 means ours is ahead.</summary>
+    private static void PrintRatios(TextWriter output, ScenarioReport ours, ScenarioReport peer)
+    {
+        output.WriteLine();
+        output.WriteLine("| figure | ChatServer | node-ws-chat | ratio (> 1: ChatServer ahead) |");
+        output.WriteLine("|---|---:|---:|---:|");
+        void Row(string figure, double? a, double? b, bool higherIsBetter, string format)
+        {
+            if (a is not { } x || b is not { } y || x <= 0 || y <= 0)
+            {
+                return;
+            }
+
+            var ratio = higherIsBetter ? x / y : y / x;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {figure} | {x.ToString(format, CultureInfo.InvariantCulture)} | {y.ToString(format, CultureInfo.InvariantCulture)} | {ratio:F2} |"));
+        }
+
+        foreach (var (a, b) in ours.Fanout.Zip(peer.Fanout))
+        {
+            Row($"deliveries per server CPU-second at {a.Rate:F0} msg/s", a.DeliveriesPerServerCpuSecond, b.DeliveriesPerServerCpuSecond, true, "F0");
+            Row($"p99 latency ms at {a.Rate:F0} msg/s", a.LatencyP99Ms, b.LatencyP99Ms, false, "F1");
+        }
+
+        Row("highest passing rate msg/s", ours.HighestPassingRate, peer.HighestPassingRate, true, "F0");
+        Row("RSS KiB per idle signed-in connection", ours.Idle?.ServerKiBPerConnection, peer.Idle?.ServerKiBPerConnection, false, "F2");
+        Row("cold start ms (median)", Median(ours.ColdStartsMs), Median(peer.ColdStartsMs), false, "F0");
+    }
+
+    private static double? Median(List<double> values) =>
+        values.Count == 0 ? null : values.Order().ElementAt(values.Count / 2);
+
+    private static void PrintFanoutTable(TextWriter output, ScenarioReport report)
     {
         output.WriteLine();
         output.WriteLine("| rate msg/s | delivered | deliveries/s | p50 ms | p95 ms | p99 ms | max ms | lost | dup | out of order | rejected | server CPU s | deliveries/server CPU s | tool CPU s |");
@@ -136,7 +197,7 @@ internal static class LoadTestProgram
         PrintColdStarts(output, report);
     }
 
-    private static void PrintIdleTable(TextWriter output, LoadTestReport report)
+    private static void PrintIdleTable(TextWriter output, ScenarioReport report)
     {
         var r = report.Idle!;
         output.WriteLine();
@@ -147,7 +208,7 @@ internal static class LoadTestProgram
         PrintColdStarts(output, report);
     }
 
-    private static void PrintColdStarts(TextWriter output, LoadTestReport report)
+    private static void PrintColdStarts(TextWriter output, ScenarioReport report)
     {
         if (report.ColdStartsMs.Count > 0)
         {

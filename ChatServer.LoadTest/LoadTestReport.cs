@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace ChatServer.LoadTest;
 
-/// <summary>The JSON result file: what ran, where, and every figure.</summary>
+/// <summary>The JSON result file: what ran, where, and every figure; with <c>--peer</c>, the peer's beside ours.</summary>
 internal sealed class LoadTestReport
 {
     public required string Mode { get; init; }
@@ -12,6 +12,16 @@ internal sealed class LoadTestReport
     public required MachineInfo Machine { get; init; }
 
     public DateTimeOffset StartedAt { get; init; }
+
+    public required ScenarioReport Ours { get; init; }
+
+    public ScenarioReport? Peer { get; set; }
+}
+
+/// <summary>One server implementation's figures for the scenario.</summary>
+internal sealed class ScenarioReport
+{
+    public required string Server { get; init; }
 
     public List<double> ColdStartsMs { get; init; } = [];
 

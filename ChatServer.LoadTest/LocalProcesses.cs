@@ -7,13 +7,16 @@ using System.Text;
 namespace ChatServer.LoadTest;
 
 /// <summary>
-/// What the tool started itself: a <c>redis-server</c> on a free loopback port and ChatServer instances from the built
-/// <c>ChatServer.dll</c>, each a child process stopped by its process id when the run ends.
+/// What the tool started itself: a <c>redis-server</c> on a free loopback port, ChatServer instances from the built
+/// <c>ChatServer.dll</c> and, for <c>--peer</c>, instances of the Node peer; each a child process stopped by its process
+/// id when the run ends (or when <see cref="StopServersAsync"/> makes room for the next implementation).
 /// </summary>
 internal sealed class LocalProcesses : IAsyncDisposable
 {
     private readonly List<Process> _started = [];
+    private readonly List<string> _temporaryFolders = [];
     private readonly TextWriter _log;
+    private string? _peerDirectory;
 
     public LocalProcesses(TextWriter log) => _log = log;
 
@@ -66,7 +69,7 @@ internal sealed class LocalProcesses : IAsyncDisposable
         Servers.AddRange(await Task.WhenAll(pending));
     }
 
-    private async Task<StartedServer> StartServerAsync(string serverDll, string redis, IReadOnlyDictionary<string, string> environment,
+    private Task<StartedServer> StartServerAsync(string serverDll, string redis, IReadOnlyDictionary<string, string> environment,
         CancellationToken cancellationToken)
     {
         var port = FreePort();
@@ -85,6 +88,93 @@ internal sealed class LocalProcesses : IAsyncDisposable
             info.Environment[key] = value;
         }
 
+        return StartAndWaitUntilReadyAsync(info, port, "ChatServer", cancellationToken);
+    }
+
+    /// <summary>
+    /// Lays the Node peer out in a temporary folder (its source folder may be read-only), installs it with
+    /// <c>npm ci</c> from its lock file, and starts <paramref name="count"/> instances on this tool's Redis, all at once.
+    /// </summary>
+    public async Task StartPeersAsync(int count, string peerDirectory, CancellationToken cancellationToken)
+    {
+        _peerDirectory ??= await LayOutPeerAsync(peerDirectory, cancellationToken);
+        var pending = new List<Task<StartedServer>>();
+        for (var i = 0; i < count; i++)
+        {
+            var port = FreePort();
+            var info = new ProcessStartInfo("node") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            info.ArgumentList.Add(Path.Combine(_peerDirectory, "server.js"));
+            info.Environment["PORT"] = Invariant(port);
+            info.Environment["HOST"] = "127.0.0.1";
+            info.Environment["REDIS_URL"] = $"redis://127.0.0.1:{RedisPort}";
+            info.Environment["HISTORY_LENGTH"] = "100";   // ChatServer's default Chat:HistoryLength
+            pending.Add(StartAndWaitUntilReadyAsync(info, port, "node peer", cancellationToken));
+        }
+
+        Servers.AddRange(await Task.WhenAll(pending));
+    }
+
+    /// <summary>Stops the servers started so far (not Redis), so the next implementation has the cores to itself.</summary>
+    public async Task StopServersAsync()
+    {
+        foreach (var server in Servers)
+        {
+            var process = _started.Single(p => p.Id == server.ProcessId);
+            _started.Remove(process);
+            if (!process.HasExited)
+            {
+                process.Kill();
+                await process.WaitForExitAsync();
+            }
+
+            process.Dispose();
+        }
+
+        Servers.Clear();
+    }
+
+    private async Task<string> LayOutPeerAsync(string source, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(Path.Combine(source, "server.js")) || !File.Exists(Path.Combine(source, "package-lock.json")))
+        {
+            throw new InvalidOperationException($"No Node peer at {source} (server.js and package-lock.json); give --peer-dir.");
+        }
+
+        var target = Directory.CreateTempSubdirectory("chat-peer-").FullName;
+        _temporaryFolders.Add(target);
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(source, file);
+            if (relative.StartsWith("node_modules", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(target, relative))!);
+            File.Copy(file, Path.Combine(target, relative));
+        }
+
+        var info = new ProcessStartInfo("npm") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = target };
+        foreach (var arg in new[] { "ci", "--no-audit", "--no-fund", "--loglevel=error" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var npm = Process.Start(info) ?? throw new InvalidOperationException("npm did not start.");
+        var errors = npm.StandardError.ReadToEndAsync(cancellationToken);
+        await npm.StandardOutput.ReadToEndAsync(cancellationToken);
+        await npm.WaitForExitAsync(cancellationToken);
+        if (npm.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"npm ci for the peer failed ({npm.ExitCode}): {await errors}");
+        }
+
+        await _log.WriteLineAsync($"node peer laid out in {target} (npm ci done)");
+        return target;
+    }
+
+    private async Task<StartedServer> StartAndWaitUntilReadyAsync(ProcessStartInfo info, int port, string name, CancellationToken cancellationToken)
+    {
         var clock = Stopwatch.StartNew();
         var process = Start(info);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
@@ -94,7 +184,7 @@ internal sealed class LocalProcesses : IAsyncDisposable
             cancellationToken.ThrowIfCancellationRequested();
             if (process.HasExited)
             {
-                throw new InvalidOperationException($"ChatServer (pid {process.Id}) exited with {process.ExitCode} before it was ready.");
+                throw new InvalidOperationException($"{name} (pid {process.Id}) exited with {process.ExitCode} before it was ready.");
             }
 
             try
@@ -112,14 +202,14 @@ internal sealed class LocalProcesses : IAsyncDisposable
 
             if (clock.Elapsed > TimeSpan.FromSeconds(60))
             {
-                throw new InvalidOperationException($"ChatServer (pid {process.Id}) was not ready within 60 s.");
+                throw new InvalidOperationException($"{name} (pid {process.Id}) was not ready within 60 s.");
             }
 
             await Task.Delay(5, cancellationToken);
         }
 
         var server = new StartedServer(process.Id, new Uri($"ws://127.0.0.1:{port}/ws"), clock.Elapsed.TotalMilliseconds);
-        await _log.WriteLineAsync($"ChatServer pid {server.ProcessId} on {server.Url} ready after {server.ColdStartMs:F0} ms");
+        await _log.WriteLineAsync($"{name} pid {server.ProcessId} on {server.Url} ready after {server.ColdStartMs:F0} ms");
         return server;
     }
 
@@ -145,6 +235,12 @@ internal sealed class LocalProcesses : IAsyncDisposable
         }
 
         _started.Clear();
+        foreach (var folder in _temporaryFolders)
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+
+        _temporaryFolders.Clear();
     }
 
     private Process Start(ProcessStartInfo info)

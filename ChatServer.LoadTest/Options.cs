@@ -31,6 +31,11 @@ internal sealed class Options
 
     public bool Sweep { get; private set; }
 
+    /// <summary>Run the same scenario against the Node peer right after ours, on the same Redis, and print the ratios.</summary>
+    public bool Peer { get; private set; }
+
+    public string PeerDirectory { get; private set; } = DefaultPeerDirectory();
+
     public double Step { get; private set; } = 1.25;
 
     public double MaxRate { get; private set; } = 100_000;
@@ -53,6 +58,12 @@ internal sealed class Options
             if (name == "--sweep")
             {
                 options.Sweep = true;
+                continue;
+            }
+
+            if (name == "--peer")
+            {
+                options.Peer = true;
                 continue;
             }
 
@@ -85,6 +96,7 @@ internal sealed class Options
                 case "--connections": options.Connections = Int(value); idle = true; break;
                 case "--source-addresses": options.SourceAddresses = Int(value); break;
                 case "--settle": options.Settle = Double(value); break;
+                case "--peer-dir": options.PeerDirectory = Path.GetFullPath(value); break;
                 default: throw new ArgumentException($"Unknown option {name}.");
             }
         }
@@ -97,19 +109,29 @@ internal sealed class Options
         return options;
     }
 
-    /// <summary>The server built beside this tool: walks up to the repository (Chat.sln) from the tool's output folder.</summary>
+    /// <summary>The server built beside this tool.</summary>
     private static string DefaultServerDll()
     {
         var configuration = AppContext.BaseDirectory.Contains("/Debug/", StringComparison.Ordinal) ? "Debug" : "Release";
+        return RepositoryRoot() is { } root ? Path.Combine(root, "ChatServer", "bin", configuration, "net10.0", "ChatServer.dll") : "ChatServer.dll";
+    }
+
+    /// <summary>The team's shared peers sit beside the repository: <c>../shared/peers/node-ws-chat</c>.</summary>
+    private static string DefaultPeerDirectory() =>
+        Path.GetFullPath(Path.Combine(RepositoryRoot() ?? ".", "..", "shared", "peers", "node-ws-chat"));
+
+    /// <summary>Walks up to the repository (Chat.sln) from the tool's output folder.</summary>
+    private static string? RepositoryRoot()
+    {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(Path.Combine(dir.FullName, "Chat.sln")))
             {
-                return Path.Combine(dir.FullName, "ChatServer", "bin", configuration, "net10.0", "ChatServer.dll");
+                return dir.FullName;
             }
         }
 
-        return "ChatServer.dll";
+        return null;
     }
 
     private static int Int(string value) => int.Parse(value, CultureInfo.InvariantCulture);
