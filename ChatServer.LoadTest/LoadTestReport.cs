@@ -20,6 +20,8 @@ internal sealed class LoadTestReport
     public double? HighestPassingRate { get; set; }
 
     public IdleResult? Idle { get; set; }
+
+    public List<HistoryResult> History { get; } = [];
 }
 
 internal sealed record MachineInfo(int Cores, string CpuModel, string Os, string Runtime)
