@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Threading.Channels;
 using ChatServer.Hosting;
+using ChatServer.Rooms;
 
 namespace ChatServer.Connections;
 
@@ -11,7 +12,7 @@ namespace ChatServer.Connections;
 /// pending operation (that aborts the socket): the queue is completed, the send loop drains it and sends Close, and
 /// the socket is aborted only if the handshake does not finish within <see cref="ChatOptions.CloseTimeout"/>.
 /// </summary>
-internal sealed class ChatConnection
+internal sealed class ChatConnection : IFrameSink
 {
     /// <summary>1012, service restart: not in the enum, valid on the wire (RFC 6455 registry).</summary>
     public const WebSocketCloseStatus ServiceRestart = (WebSocketCloseStatus)1012;

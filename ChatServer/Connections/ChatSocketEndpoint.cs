@@ -45,7 +45,7 @@ internal static class ChatSocketEndpoint
         try
         {
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            using var session = factory.Create(socket);
+            using var session = factory.Create(socket, context.RequestAborted);
             var connection = session.Connection;
             ConnectionLog.Opened(logger, connection.Id);
             using var stopping = lifetime.ApplicationStopping.Register(() => connection.RequestClose(ChatConnection.ServiceRestart));
