@@ -36,10 +36,11 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
         metrics.ConnectionClosed();
     }
 
-    public ChatSession Create(WebSocket socket)
+    /// <summary>The connection takes ownership of <paramref name="socket"/> and the <paramref name="wire"/> under it.</summary>
+    public ChatSession Create(WebSocket socket, CloseLastStream wire)
     {
         var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
-        var connection = new ChatConnection(id, socket, options.Value, time, metrics, _connectionLogger);
+        var connection = new ChatConnection(id, socket, wire, options.Value, time, metrics, _connectionLogger);
         return new ChatSession(connection, registry, bus, presence, time, _sessionLogger);
     }
 }
