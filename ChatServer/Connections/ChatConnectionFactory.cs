@@ -37,11 +37,14 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
         metrics.ConnectionClosed();
     }
 
-    /// <summary>A session whose waits end when <paramref name="requestAborted"/> fires or the application stops.</summary>
-    public ChatSession Create(WebSocket socket, CancellationToken requestAborted)
+    /// <summary>
+    /// A session whose waits end when <paramref name="requestAborted"/> fires or the application stops. The connection
+    /// takes ownership of <paramref name="socket"/> and the <paramref name="wire"/> under it.
+    /// </summary>
+    public ChatSession Create(WebSocket socket, CloseLastStream wire, CancellationToken requestAborted)
     {
         var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
-        var connection = new ChatConnection(id, socket, options.Value, time, metrics, _connectionLogger);
+        var connection = new ChatConnection(id, socket, wire, options.Value, time, metrics, _connectionLogger);
         return new ChatSession(connection, registry, log, channel, presence, time, _sessionLogger, requestAborted,
             lifetime.ApplicationStopping);
     }
