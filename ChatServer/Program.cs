@@ -1,3 +1,4 @@
+using ChatServer.Auth;
 using ChatServer.Connections;
 using ChatServer.Hosting;
 
@@ -7,12 +8,14 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),   // the copy in build/publish output
 });
 builder.AddChatServer();        // options + validation, port, JSON logs in containers, Redis or in-process bus, rooms
-builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+builder.AddChatMetrics();
+builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 var app = builder.Build();
 app.UseWebSockets();            // before the endpoint; keep-alive comes from ChatOptions
 app.UseChatPage();              // wwwroot (index.html at /) with a Content-Security-Policy
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatMetrics();           // /metrics
+app.MapAuthConfig();            // /auth/config: whether the page must get a token
 app.MapChatSocket("/ws");
 app.Run();

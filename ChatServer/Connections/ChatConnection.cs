@@ -23,6 +23,7 @@ internal sealed class ChatConnection
     private readonly Channel<ReadOnlyMemory<byte>> _outgoing;
     private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closeStatus;          // 0 until the first RequestClose: the first reason wins
+    private string? _closeDescription; // set with the first reason, when its caller gives one
     private volatile bool _discardQueued;
 
     public ChatConnection(string id, WebSocket socket, ChatOptions options, TimeProvider time, ChatMetrics metrics, ILogger logger)
@@ -67,9 +68,13 @@ internal sealed class ChatConnection
     }
 
     /// <summary>Asks the connection to close with <paramref name="status"/>; the first request wins.</summary>
-    public void RequestClose(WebSocketCloseStatus status)
+    public void RequestClose(WebSocketCloseStatus status, string? description = null)
     {
-        Interlocked.CompareExchange(ref _closeStatus, (int)status, 0);
+        if (Interlocked.CompareExchange(ref _closeStatus, (int)status, 0) == 0)
+        {
+            Volatile.Write(ref _closeDescription, description);
+        }
+
         _outgoing.Writer.TryComplete();
         _closeRequested.TrySetResult();
     }
@@ -172,7 +177,7 @@ internal sealed class ChatConnection
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 var status = CloseStatus == 0 ? WebSocketCloseStatus.NormalClosure : CloseStatus;
-                await _socket.CloseOutputAsync(status, Describe(status), CancellationToken.None);
+                await _socket.CloseOutputAsync(status, Volatile.Read(ref _closeDescription) ?? Describe(status), CancellationToken.None);
             }
         }
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)

@@ -18,6 +18,9 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
 
     public ChatConnection Connection => connection;
 
+    /// <summary>The connection's identity while authentication is on (PROTOCOL.md, "Authentication"); else <c>null</c>.</summary>
+    public Auth.ConnectionAuth? Auth { get; set; }
+
     /// <summary><c>signin</c> (announced) or <c>updateSocketId</c> (silent, with optional <c>since</c> recovery).</summary>
     public async Task JoinAsync(JsonElement? id, string user, string room, bool announce, bool isUpdate, long? since, string? epoch)
     {
