@@ -23,9 +23,7 @@ public abstract class AuthFixture
         ["Auth:RoomsClaim"] = "rooms",
         ["Auth:Header"] = IapHeader,
         ["Auth:KeyRefreshInterval"] = "00:00:01",
-        ["Logging:LogLevel:Default"] = "Trace",
-        ["Logging:LogLevel:Microsoft"] = "Trace",
-        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Trace",
+        [ChatHost.CaptureAllLogs] = "true",
     };
 
     [OneTimeSetUp]

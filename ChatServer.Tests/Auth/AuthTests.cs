@@ -212,7 +212,7 @@ public sealed class AuthTests : AuthFixture
 
         var anyRoom = Issuer.Mint("Eve", claims: new Dictionary<string, object> { ["rooms"] = "*" });
         await using var eve = await SignInAsync(HostA.WebSocketUri, anyRoom, elsewhere, cancellationToken);
-        await using var noClaim = await AuthenticateAsync(HostA.WebSocketUri, Issuer.Mint("Finn"), cancellationToken);
+        await using var noClaim = await AuthenticateAsync(HostA.WebSocketUri, Issuer.Mint("Finn", anyRoom: false), cancellationToken);
         var refused = await noClaim.RequestAsync(new { type = "signin", room = elsewhere }, cancellationToken);
         Assert.That(refused.Error, Does.Contain("not allowed"), "RoomsClaim set, a token without it: no room");
     }

@@ -79,7 +79,7 @@ public sealed class TestIssuer : IAsyncDisposable
     /// </summary>
     public string Mint(string? name = "Alice Doe", TimeSpan? lifetime = null, string alg = SecurityAlgorithms.RsaSha256,
         string? audience = Audience, string? issuer = null, IDictionary<string, object>? claims = null,
-        SigningCredentials? signWith = null, string? subject = null)
+        SigningCredentials? signWith = null, string? subject = null, bool anyRoom = true)
     {
         var now = DateTime.UtcNow;
         var expires = now + (lifetime ?? TimeSpan.FromMinutes(10));
@@ -87,6 +87,11 @@ public sealed class TestIssuer : IAsyncDisposable
         {
             ["sub"] = subject ?? $"uid-{Guid.NewGuid():N}",
         };
+        if (anyRoom)
+        {
+            payload.TryAdd("rooms", "*");   // the test hosts set Auth:RoomsClaim; without the claim, no room
+        }
+
         if (name is not null)
         {
             payload["name"] = name;
