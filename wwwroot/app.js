@@ -1,6 +1,7 @@
 // The page: draws what ChatClient reports. Every string that came from a person or the server is set with
 // textContent, never innerHTML, so `<img src=x onerror=alert(1)>` shows as those characters.
 import { ChatClient } from './chat-client.js';
+import { setUpAuth } from './auth.js';
 
 const $ = (selector) => document.querySelector(selector);
 const signinView = $('#signin-view');
@@ -31,6 +32,8 @@ const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
 const client = new ChatClient(`${scheme}//${location.host}/ws`);
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 let sending = false;
+// With authentication on (auth.js), the name comes from the token: the name field is hidden and not sent.
+const tokensRequired = setUpAuth(client, { nameInput, identityLabel: $('#identity') });
 
 function atBottom() {
   return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
@@ -174,9 +177,10 @@ addEventListener('offline', () => showState(client.state));
 
 signinForm.addEventListener('submit', async (event) => {
   event.preventDefault();
-  const user = nameInput.value.trim();
+  const withToken = await tokensRequired;
+  const user = withToken ? undefined : nameInput.value.trim();
   const room = roomInput.value.trim();
-  if (!user || !room) {
+  if ((!withToken && !user) || !room) {
     signinError.textContent = 'Enter your name and a room.';
     return;
   }

@@ -26,6 +26,7 @@ export class ChatClient extends EventTarget {
   #nextId = 1;
   #pending = new Map();     // id -> { resolve, reject }
   #state = 'offline';
+  #auth = null;             // a TokenAuth (auth.js) when the server requires tokens
 
   constructor(url) {
     super();
@@ -33,6 +34,9 @@ export class ChatClient extends EventTarget {
   }
 
   get state() { return this.#state; }
+
+  /** Authentication (auth.js): each new socket sends `auth` before signin/updateSocketId. */
+  useAuth(auth) { this.#auth = auth; }
 
   get room() { return this.#room; }
 
@@ -56,6 +60,7 @@ export class ChatClient extends EventTarget {
 
     let ack;
     try {
+      await this.#authenticate();
       ack = await this.#request({ type: 'signin', user, room });
     } catch (error) {
       this.stop();
@@ -126,6 +131,7 @@ export class ChatClient extends EventTarget {
   stop() {
     this.#stopped = true;
     this.#signedIn = false;
+    this.#auth?.stop();
     clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     const socket = this.#socket;
@@ -149,8 +155,9 @@ export class ChatClient extends EventTarget {
         resolve();
       });
       socket.addEventListener('message', (event) => this.#receive(socket, event.data));
-      socket.addEventListener('close', () => {
+      socket.addEventListener('close', (event) => {
         clearTimeout(timeout);
+        this.#auth?.connectionClosed(event.code);   // 4001: the token expired; the reconnect gets a new one
         reject(new Error('closed'));   // ignored once open has resolved
         this.#closed(socket);
       });
@@ -187,6 +194,13 @@ export class ChatClient extends EventTarget {
       await this.#open('reconnecting');
     } catch {
       return;   // #closed has scheduled the next try
+    }
+
+    try {
+      await this.#authenticate();
+    } catch {
+      this.#socket?.close();   // no token now (or refused): try again later
+      return;
     }
 
     await this.#resume();
@@ -289,6 +303,18 @@ export class ChatClient extends EventTarget {
     this.#epoch ??= message.epoch ?? null;
     this.#lastSeq = message.seq;
     this.#emit('message', message);
+  }
+
+  /** Sends `auth` on the current socket when the server requires tokens; throws with the server's words when refused. */
+  async #authenticate() {
+    if (!this.#auth) {
+      return;
+    }
+
+    const ack = await this.#auth.authenticate((frame) => this.#request(frame));
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server refused the sign-in token.');
+    }
   }
 
   #request(frame) {
