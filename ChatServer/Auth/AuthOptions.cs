@@ -11,6 +11,12 @@ public sealed class AuthOptions
     /// <summary>OpenID Connect issuer URL; turns authentication on. Tokens' <c>iss</c> must equal it.</summary>
     public string? Authority { get; set; }
 
+    /// <summary>
+    /// Optional: read the signing keys from this JWKS URL instead of the authority's discovery document (IAP publishes
+    /// none: <c>https://www.gstatic.com/iap/verify/public_key-jwk</c>).
+    /// </summary>
+    public string? JwksUri { get; set; }
+
     /// <summary>Required <c>aud</c> (for Firebase / Identity Platform: the project id).</summary>
     public string? Audience { get; set; }
 

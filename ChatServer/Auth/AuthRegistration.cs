@@ -16,6 +16,9 @@ internal static class AuthRegistration
             .Validate(o => !o.Enabled || (Uri.TryCreate(o.Authority, UriKind.Absolute, out var uri)
                     && (uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && !o.RequireHttpsMetadata))),
                 "Auth:Authority must be an absolute https:// URL (http:// only with Auth:RequireHttpsMetadata=false).")
+            .Validate(o => string.IsNullOrWhiteSpace(o.JwksUri) || (Uri.TryCreate(o.JwksUri, UriKind.Absolute, out var uri)
+                    && (uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && !o.RequireHttpsMetadata))),
+                "Auth:JwksUri must be an absolute https:// URL (http:// only with Auth:RequireHttpsMetadata=false).")
             .Validate(o => o.KeyRefreshInterval >= TimeSpan.FromSeconds(1), "Auth:KeyRefreshInterval must be at least one second.")
             .ValidateOnStart();
         builder.Services.AddSingleton<TokenValidator>();

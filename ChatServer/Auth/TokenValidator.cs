@@ -35,12 +35,12 @@ internal sealed class TokenValidator
         _nameClaims = string.IsNullOrWhiteSpace(_options.NameClaim) ? ["name", "email", "sub"] : [_options.NameClaim, "sub"];
         if (_options.Enabled)
         {
-            var metadata = $"{_options.Authority!.TrimEnd('/')}/.well-known/openid-configuration";
-            _configuration = new ConfigurationManager<OpenIdConnectConfiguration>(metadata, new OpenIdConnectConfigurationRetriever(),
-                new HttpDocumentRetriever { RequireHttps = _options.RequireHttpsMetadata })
-            {
-                RefreshInterval = _options.KeyRefreshInterval,
-            };
+            var documents = new HttpDocumentRetriever { RequireHttps = _options.RequireHttpsMetadata };
+            _configuration = string.IsNullOrWhiteSpace(_options.JwksUri)
+                ? new ConfigurationManager<OpenIdConnectConfiguration>($"{_options.Authority!.TrimEnd('/')}/.well-known/openid-configuration",
+                    new OpenIdConnectConfigurationRetriever(), documents)
+                : new ConfigurationManager<OpenIdConnectConfiguration>(_options.JwksUri, new JwksRetriever(), documents);
+            _configuration.RefreshInterval = _options.KeyRefreshInterval;
         }
     }
 
