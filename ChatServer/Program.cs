@@ -8,8 +8,8 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),   // the copy in build/publish output
 });
 builder.AddChatServer();        // options + validation, port, JSON logs in containers, Redis or in-process bus, rooms
-builder.AddChatMetrics();
-builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)
 
 var app = builder.Build();
 app.UseWebSockets();            // before the endpoint; keep-alive comes from ChatOptions

@@ -157,7 +157,10 @@ export class ChatClient extends EventTarget {
       socket.addEventListener('message', (event) => this.#receive(socket, event.data));
       socket.addEventListener('close', (event) => {
         clearTimeout(timeout);
-        this.#auth?.connectionClosed(event.code);   // 4001: the token expired; the reconnect gets a new one
+        if (socket === this.#socket) {
+          this.#auth?.connectionClosed(event.code);   // 4001: the token expired; the reconnect gets a new one
+        }
+
         reject(new Error('closed'));   // ignored once open has resolved
         this.#closed(socket);
       });
