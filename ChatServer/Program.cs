@@ -1,3 +1,4 @@
+using ChatServer.Auth;
 using ChatServer.Connections;
 using ChatServer.Hosting;
 
@@ -8,11 +9,13 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 });
 builder.AddChatServer();        // options + validation, port, JSON logs in containers, Redis or in-process bus, rooms
 builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)
 
 var app = builder.Build();
 app.UseChatWebSockets();        // before the endpoint; keep-alive from ChatOptions; nothing leaves after a Close
 app.UseChatPage();              // wwwroot (index.html at /) with a Content-Security-Policy
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatMetrics();           // /metrics
+app.MapAuthConfig();            // /auth/config: whether the page must get a token
 app.MapChatSocket("/ws");
 app.Run();

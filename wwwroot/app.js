@@ -1,6 +1,7 @@
 // The page: draws what ChatClient reports. Every string that came from a person or the server is set with
 // textContent, never innerHTML, so `<img src=x onerror=alert(1)>` shows as those characters.
 import { ChatClient } from './chat-client.js';
+import { setUpAuth } from './auth.js';
 
 const $ = (selector) => document.querySelector(selector);
 const signinView = $('#signin-view');
@@ -33,6 +34,8 @@ const client = new ChatClient(`${scheme}//${location.host}/ws`);
 // The person's own locale and time zone: the time of day beside each message, the full date and time on hover.
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const fullTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+// With authentication on (auth.js), the name comes from the token: the name field is hidden and not sent.
+const tokensRequired = setUpAuth(client, { nameInput, identityLabel: $('#identity') });
 
 function atBottom() {
   return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
@@ -213,9 +216,14 @@ addEventListener('offline', () => showState(client.state));
 
 signinForm.addEventListener('submit', async (event) => {
   event.preventDefault();
-  const user = nameInput.value.trim();
+  // Messages sent from this moment on are kept for this sign-in, even while the page still waits to learn whether
+  // the server wants a token.
+  client.beginSignIn();
+  const withToken = await tokensRequired;
+  const user = withToken ? undefined : nameInput.value.trim();
   const room = roomInput.value.trim();
-  if (!user || !room) {
+  if ((!withToken && !user) || !room) {
+    client.stop();
     signinError.textContent = 'Enter your name and a room.';
     return;
   }

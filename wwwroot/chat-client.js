@@ -28,6 +28,7 @@ export class ChatClient extends EventTarget {
   #pending = new Map();     // id -> { resolve, reject, timer }
   #outbox = [];             // sendMessage texts sent before the (re)sign-in ack: { text, resolve, reject }, oldest first
   #state = 'offline';
+  #auth = null;             // a TokenAuth (auth.js) when the server requires tokens
 
   constructor(url) {
     super();
@@ -36,6 +37,9 @@ export class ChatClient extends EventTarget {
 
   get state() { return this.#state; }
 
+  /** Authentication (auth.js): each new socket sends `auth` before signin/updateSocketId. */
+  useAuth(auth) { this.#auth = auth; }
+
   get room() { return this.#room; }
 
   /**
@@ -43,7 +47,10 @@ export class ChatClient extends EventTarget {
    * Error whose message a person can read. After this, lost connections are re-opened on their own.
    */
   async signIn(user, room) {
+    const outbox = this.#outbox;   // what was sent since beginSignIn(): it belongs to this sign-in
+    this.#outbox = [];
     this.stop();
+    this.#outbox = outbox;
     this.#stopped = false;
     this.#user = user;
     this.#room = room;
@@ -58,6 +65,7 @@ export class ChatClient extends EventTarget {
 
     let ack;
     try {
+      await this.#authenticate();
       ack = await this.#request({ type: 'signin', user, room });
     } catch (error) {
       this.#stop(error.message);
@@ -153,6 +161,17 @@ export class ChatClient extends EventTarget {
     }
   }
 
+  /**
+   * Says a sign-in is about to start (the page may have to wait for something first): from now on send() keeps what
+   * it is given for that sign-in, as it does while signIn() runs. Leaving with stop() drops it.
+   */
+  beginSignIn() {
+    if (this.#stopped) {
+      this.#stopped = false;
+      this.#setState('connecting');
+    }
+  }
+
   /** Leaves for good: closes the socket and stops reconnecting; what send() kept is not sent. */
   stop() {
     this.#stop('You left the room.');
@@ -161,6 +180,7 @@ export class ChatClient extends EventTarget {
   #stop(reason) {
     this.#stopped = true;
     this.#signedIn = false;
+    this.#auth?.stop();
     clearTimeout(this.#retryTimer);
     this.#retryTimer = null;
     const socket = this.#socket;
@@ -185,8 +205,12 @@ export class ChatClient extends EventTarget {
         resolve();
       });
       socket.addEventListener('message', (event) => this.#receive(socket, event.data));
-      socket.addEventListener('close', () => {
+      socket.addEventListener('close', (event) => {
         clearTimeout(timeout);
+        if (socket === this.#socket) {
+          this.#auth?.connectionClosed(event.code);   // 4001: the token expired; the reconnect gets a new one
+        }
+
         reject(new Error('closed'));   // ignored once open has resolved
         this.#closed(socket);
       });
@@ -223,6 +247,13 @@ export class ChatClient extends EventTarget {
       await this.#open('reconnecting');
     } catch {
       return;   // #closed has scheduled the next try
+    }
+
+    try {
+      await this.#authenticate();
+    } catch {
+      this.#socket?.close();   // no token now (or refused): try again later
+      return;
     }
 
     await this.#resume();
@@ -331,6 +362,18 @@ export class ChatClient extends EventTarget {
     this.#epoch ??= message.epoch ?? null;
     this.#lastSeq = message.seq;
     this.#emit('message', message);
+  }
+
+  /** Sends `auth` on the current socket when the server requires tokens; throws with the server's words when refused. */
+  async #authenticate() {
+    if (!this.#auth) {
+      return;
+    }
+
+    const ack = await this.#auth.authenticate((frame) => this.#request(frame));
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server refused the sign-in token.');
+    }
   }
 
   #request(frame) {

@@ -71,6 +71,10 @@ public sealed class RedisFaultTests
         for (var round = 0; round < 50 && (round < 5 || !Repaired()); round++)
         {
             Assert.That(await KillSubscribersAsync(redis.ConnectionString), Is.GreaterThan(0), "there was a subscription to kill");
+            // The client library resubscribes within a millisecond or two on loopback, sometimes before the next
+            // publish: keep killing while this round's messages go out, so some are published while it is down.
+            using var sending = new CancellationTokenSource();
+            var killing = KillSubscribersUntilAsync(redis.ConnectionString, sending.Token);
             for (var i = 0; i < 10; i++)   // sent at once: most are published while the subscriptions are down
             {
                 var ack = await sender.RequestAsync(new { type = "sendMessage", text = $"r{round}-{i}" }, cancellationToken);
@@ -83,6 +87,9 @@ public sealed class RedisFaultTests
                     Assert.That(ack.Error, Does.StartWith(StoreUnavailable), ack.Raw);
                 }
             }
+
+            await sending.CancelAsync();
+            await killing;
         }
 
         Assert.That(acked, Is.Not.Empty);
@@ -145,5 +152,14 @@ public sealed class RedisFaultTests
         var ack = await back.RequestAsync(new { type = "updateSocketId", user = "carol", room, since = 3, epoch = oldLast.Epoch }, cancellationToken);
         Assert.That((ack.Ok, ack.Recovered, ack.Epoch), Is.EqualTo((true, (bool?)false, live.Epoch)), ack.Raw);
         Assert.That(ack.Messages.Select(m => (m.Text, m.Seq, m.Epoch)), Is.EqualTo(new[] { ("new1", (long?)1L, live.Epoch) }));
+    }
+
+    private static async Task KillSubscribersUntilAsync(string redis, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            await KillSubscribersAsync(redis);
+            await Task.Yield();
+        }
     }
 }

@@ -4,12 +4,12 @@ public sealed class RedisPubSubSettingTests
 {
     [TestCase("Bogus")]
     [TestCase("7")]
-    public void A_pub_sub_mode_that_is_not_Classic_or_Sharded_stops_the_server_at_start(string value)
+    [CancelAfter(60_000)]
+    public async Task A_pub_sub_mode_that_is_not_Classic_or_Sharded_stops_the_server_at_start(string value, CancellationToken cancellationToken)
     {
-        var settings = new Dictionary<string, string?> { ["Redis:PubSub"] = value };
+        var (exitCode, output) = await ChatProcess.RunFailingStartAsync(new Dictionary<string, string> { ["Redis:PubSub"] = value }, cancellationToken);
 
-        var failure = Assert.Catch(() => new ChatHost(null, settings).Dispose());
-
-        Assert.That(failure!.ToString(), Does.Contain("Redis:PubSub"));
+        Assert.That(exitCode, Is.Not.Zero);
+        Assert.That(output, Does.Contain("Redis:PubSub"));
     }
 }

@@ -81,6 +81,20 @@ public sealed class ChatClient : IAsyncDisposable
         return new ChatClient(socket, read: true, presence);
     }
 
+    /// <summary>Connects with extra upgrade-request headers (an <c>Authorization: Bearer</c> token, say).</summary>
+    public static async Task<ChatClient> ConnectWithHeadersAsync(Uri uri, IReadOnlyDictionary<string, string> headers,
+        CancellationToken cancellationToken)
+    {
+        var socket = new ClientWebSocket();
+        foreach (var (name, value) in headers)
+        {
+            socket.Options.SetRequestHeader(name, value);
+        }
+
+        await socket.ConnectAsync(uri, cancellationToken);
+        return new ChatClient(socket, read: true);
+    }
+
     /// <summary>Connects and signs in; returns once the ack (ok) arrived.</summary>
     public static async Task<ChatClient> SignInAsync(Uri uri, string user, string room, CancellationToken cancellationToken, bool presence = false)
     {

@@ -31,6 +31,9 @@ public sealed class ChatHost : WebApplicationFactory<Program>
 
     public Uri BaseUri { get; }
 
+    /// <summary>A setting key: when present, <see cref="Logs"/> captures every level of every category (request logs too).</summary>
+    public const string CaptureAllLogs = "Test:CaptureAllLogs";
+
     /// <summary>What this host logged (at the levels its configuration lets through).</summary>
     public LogCapture Logs { get; } = new();
 
@@ -45,6 +48,13 @@ public sealed class ChatHost : WebApplicationFactory<Program>
             builder.UseSetting(key, value);
         }
 
-        builder.ConfigureLogging(logging => logging.AddProvider(Logs));
+        builder.ConfigureLogging(logging =>
+        {
+            logging.AddProvider(Logs);
+            if (_settings.ContainsKey(CaptureAllLogs))
+            {
+                logging.AddFilter<LogCapture>(null, LogLevel.Trace);   // a rule for this provider outranks appsettings' levels
+            }
+        });
     }
 }

@@ -108,6 +108,19 @@ public sealed class ChatProcess : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts the server with <paramref name="settings"/> (configuration keys, <c>:</c> separated) that must stop it at
+    /// start, and returns its exit code and everything it wrote. A real process: the test host's deferred start can
+    /// hide such an error behind an ObjectDisposedException when the app fails that fast.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunFailingStartAsync(IReadOnlyDictionary<string, string> settings,
+        CancellationToken cancellationToken)
+    {
+        using var server = Start("", settings.ToDictionary(s => s.Key.Replace(":", "__", StringComparison.Ordinal), s => s.Value));
+        var exitCode = await server.WaitForExitAsync(cancellationToken);
+        return (exitCode, string.Join('\n', server.Output));
+    }
+
     /// <summary>Waits for the process to end by itself and returns its exit code.</summary>
     public async Task<int> WaitForExitAsync(CancellationToken cancellationToken)
     {

@@ -38,6 +38,7 @@ internal sealed class ChatConnection : IFrameSink
     private readonly Channel<ReadOnlyMemory<byte>> _outgoing;
     private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closeStatus;          // 0 until the first RequestClose: the first reason wins
+    private string? _closeDescription; // set with the first reason, when its caller gives one
 
     /// <summary><paramref name="wire"/>: the stream under <paramref name="socket"/>; the connection owns both.</summary>
     public ChatConnection(string id, WebSocket socket, CloseLastStream wire, ChatOptions options, TimeProvider time, ChatMetrics metrics,
@@ -83,12 +84,17 @@ internal sealed class ChatConnection : IFrameSink
     }
 
     /// <summary>
-    /// Asks the connection to close with <paramref name="status"/>; the first request wins. The one way the server
-    /// closes a connection: frames still queued are dropped and the Close is the last frame sent.
+    /// Asks the connection to close with <paramref name="status"/> (and <paramref name="description"/> as the Close's
+    /// reason, when given); the first request wins. The one way the server closes a connection: frames still queued are
+    /// dropped and the Close is the last frame sent.
     /// </summary>
-    public void RequestClose(WebSocketCloseStatus status)
+    public void RequestClose(WebSocketCloseStatus status, string? description = null)
     {
-        Interlocked.CompareExchange(ref _closeStatus, (int)status, 0);
+        if (Interlocked.CompareExchange(ref _closeStatus, (int)status, 0) == 0)
+        {
+            Volatile.Write(ref _closeDescription, description);
+        }
+
         _outgoing.Writer.TryComplete();
         _closeRequested.TrySetResult();
     }
@@ -213,7 +219,7 @@ internal sealed class ChatConnection : IFrameSink
             if (!_wire.CloseSent && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 var status = CloseStatus == 0 ? WebSocketCloseStatus.NormalClosure : CloseStatus;
-                await _socket.CloseOutputAsync(status, Describe(status), CancellationToken.None);
+                await _socket.CloseOutputAsync(status, Volatile.Read(ref _closeDescription) ?? Describe(status), CancellationToken.None);
             }
         }
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)

@@ -37,6 +37,9 @@ internal sealed class ChatSession : IDisposable
 
     public ChatConnection Connection => _connection;
 
+    /// <summary>The connection's identity while authentication is on (PROTOCOL.md, "Authentication"); else <c>null</c>.</summary>
+    public Auth.ConnectionAuth? Auth { get; set; }
+
     /// <summary><c>signin</c>: joins with the whole history and announces the user.</summary>
     public Task SignInAsync(JsonElement? id, string user, string room) => JoinAsync(id, user, room, JoinRequest.SignIn);
 

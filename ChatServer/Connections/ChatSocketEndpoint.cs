@@ -1,3 +1,4 @@
+using ChatServer.Auth;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -13,7 +14,8 @@ internal static class ChatSocketEndpoint
         endpoints.Map(pattern, HandleAsync);
 
     private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory, FrameDispatcher dispatcher,
-        OriginPolicy origins, IHostApplicationLifetime lifetime, IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger)
+        OriginPolicy origins, IHostApplicationLifetime lifetime, IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger,
+        ChatAuthenticator authenticator)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -35,6 +37,14 @@ internal static class ChatSocketEndpoint
             return;
         }
 
+        // PROTOCOL.md "Authentication": a token on the upgrade that does not validate gets 401 and no upgrade.
+        var (refused, identity) = await authenticator.AuthenticateUpgradeAsync(context.Request, context.RequestAborted);
+        if (refused)
+        {
+            await ChatAuthenticator.RefuseAsync(context);
+            return;
+        }
+
         if (!factory.TryReserve())
         {
             ConnectionLog.ConnectionLimitReached(logger, options.Value.MaxConnections);
@@ -50,6 +60,7 @@ internal static class ChatSocketEndpoint
                 ?? throw new InvalidOperationException("The WebSocket was not accepted through UseChatWebSockets().");
             using var session = factory.Create(socket, wire, context.RequestAborted);
             var connection = session.Connection;
+            using var auth = session.Auth = authenticator.Attach(connection, identity);
             ConnectionLog.Opened(logger, connection.Id);
             using var stopping = lifetime.ApplicationStopping.Register(() => connection.RequestClose(ChatConnection.ServiceRestart));
             try

@@ -54,6 +54,17 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
             return;
         }
 
+        // PROTOCOL.md "Authentication": auth frames, and no other frame before a valid token; user from the identity.
+        if (session.Auth is { } auth)
+        {
+            if (await auth.ScreenAsync(parsed, session.SendAck, CancellationToken.None) is not { } screened)
+            {
+                return;
+            }
+
+            parsed = screened;
+        }
+
         await HandleAsync(session, parsed);
     }
 
@@ -86,6 +97,9 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
 
             case HistoryFrame history:
                 return session.HistoryAsync(id, history.Before, history.Limit ?? DefaultHistoryPage);
+
+            case AuthFrame:
+                return Reject(session, parsed, "Authentication is not enabled on this server: sign in with a user name.");
 
             case SendMessageFrame send:
                 return validator.ValidateText(send.Text) is { } textError

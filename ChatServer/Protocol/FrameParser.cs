@@ -60,6 +60,9 @@ internal static class FrameParser
                 FrameTypes.UpdateSocketId => ReadUpdateSocketId(root, id),
                 FrameTypes.Members => new(id, new MembersFrame(), null),
                 FrameTypes.History => ReadHistory(root, id),
+                FrameTypes.Auth => TryReadString(root, "token", out var token, out var tokenError)
+                    ? new(id, new AuthFrame(token), null)
+                    : ParsedFrame.Rejected(id, tokenError),
                 var unknown => ParsedFrame.Rejected(id,
                     $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage, updateSocketId, members or history."),
             };

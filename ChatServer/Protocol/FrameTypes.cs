@@ -8,6 +8,7 @@ internal static class FrameTypes
     public const string UpdateSocketId = "updateSocketId";
     public const string Members = "members";
     public const string History = "history";
+    public const string Auth = "auth";   // protocol 1.1, optional authentication
 
     public const string Ack = "ack";
     public const string Message = "message";

@@ -21,6 +21,9 @@ internal sealed record HistoryFrame(long? Before, int? Limit) : ClientFrame;
 /// <summary><c>{"type":"updateSocketId","user":…,"room":…,"since":…,"epoch":…}</c></summary>
 internal sealed record UpdateSocketIdFrame(string? User, string? Room, long? Since, string? Epoch) : ClientFrame;
 
+/// <summary><c>{"type":"auth","token":…}</c> (protocol 1.1): a JWT proving who the connection speaks as.</summary>
+internal sealed record AuthFrame(string? Token) : ClientFrame;
+
 /// <summary>
 /// The reply to every client frame. <see cref="Id"/> is always written: the frame's own id value, or <c>null</c>.
 /// </summary>
@@ -47,6 +50,11 @@ internal sealed class AckFrame
 
     /// <summary>Extension, <c>history</c>: whether history holds messages older than those returned.</summary>
     public bool? More { get; init; }
+
+    /// <summary>Protocol 1.1, <c>auth</c>: the identity's name and when its token expires.</summary>
+    public string? User { get; init; }
+
+    public string? ExpiresAt { get; init; }
 
     public static AckFrame Rejected(JsonElement? id, string error) => new() { Id = id, Ok = false, Error = error };
 }
