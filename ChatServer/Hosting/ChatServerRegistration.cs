@@ -1,6 +1,7 @@
 using ChatServer.Connections;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 
@@ -22,8 +23,10 @@ internal static class ChatServerRegistration
         // Logging reads severity and message; elsewhere the default plain text, which people read better.
         if (string.Equals(builder.Configuration["DOTNET_RUNNING_IN_CONTAINER"], "true", StringComparison.OrdinalIgnoreCase))
         {
-            builder.Logging.AddConsole(console => console.FormatterName = CloudLoggingFormatter.FormatterName)
-                .AddConsoleFormatter<CloudLoggingFormatter, ConsoleFormatterOptions>();
+            // The formatter has no options, so it is registered directly: AddConsoleFormatter<,> would bind options
+            // for it through the reflection-based configuration binder, which trimming and Native AOT cannot keep.
+            builder.Logging.AddConsole(console => console.FormatterName = CloudLoggingFormatter.FormatterName);
+            builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ConsoleFormatter, CloudLoggingFormatter>());
         }
 
         var services = builder.Services;
