@@ -4,19 +4,22 @@ using System.Text.Json;
 namespace ChatServer.LoadTest;
 
 /// <summary>
-/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle [options]</c>; see <see cref="Usage"/> and
+/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle|coldstart [options]</c>; see <see cref="Usage"/> and
 /// docs/benchmarks.md. Progress goes to the console, a table at the end, and the results to a JSON file.
 /// </summary>
 internal static class LoadTestProgram
 {
     private const string Usage = """
-        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle> [options]
+        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|coldstart> [options]
 
         Where the servers are (one of):
           --start-servers N     start N ChatServer instances (and a redis-server) here, stop them at the end
           --url ws://host/ws    a running instance (repeat for several); --server-pid PID to read its CPU/RSS
         Common:
-          --server-dll PATH     the ChatServer.dll to start (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
+          --server-dll PATH     the ChatServer.dll to start with dotnet (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
+          --server-exe PATH     a native ChatServer executable to start instead (the Native AOT publish output)
+          --aot                 publish the server as the Dockerfile does (Native AOT) into ChatServer/bin/aot and start that
+          --in-process          start our servers without Redis (in-process bus); the peer still gets the Redis
           --server-env K=V      extra environment for started servers (repeatable), e.g. DOTNET_gcServer=0
           --out FILE            JSON results (default: loadtest-<mode>-<time>.json)
           --peer                then the same scenario against the Node peer (../shared/peers/node-ws-chat, laid out in a
@@ -29,11 +32,13 @@ internal static class LoadTestProgram
           --max-rate MSG_PER_S  stop a sweep here (100000)
         idle:
           --connections N (10000) --rooms K (100) --source-addresses A (8) --settle S (5)
+        coldstart (process start to the first 200 from /readyz; one instance at a time, nothing else running):
+          --runs N (7)          start and stop ours N times (with --peer: ours, then the peer, N times, alternating)
         """;
 
     private static async Task<int> Main(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("fanout" or "idle"))
+        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "coldstart"))
         {
             await Console.Error.WriteLineAsync(Usage);
             return 2;
@@ -50,6 +55,12 @@ internal static class LoadTestProgram
 
         var output = Console.Out;
         await using var processes = new LocalProcesses(output);
+        var server = options.Aot ? await NativeBuild.PublishAsync(output, cancel.Token) : options.Server;
+        if (mode == "coldstart")
+        {
+            return await ColdStartsAsync(options, server, processes, output, args, cancel.Token);
+        }
+
         var urls = options.Urls.Select(u => new Uri(u)).ToList();
         var pids = options.ServerPid is { } pid ? new List<int> { pid } : [];
         if (options.Peer && options.StartServers == 0)
@@ -61,7 +72,7 @@ internal static class LoadTestProgram
         if (options.StartServers > 0)
         {
             await processes.StartRedisAsync(cancel.Token);
-            await processes.StartServersAsync(options.StartServers, options.ServerDll, $"127.0.0.1:{processes.RedisPort}",
+            await processes.StartServersAsync(options.StartServers, server, options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}",
                 options.ServerEnvironment, cancel.Token);
             urls = [.. processes.Servers.Select(s => s.Url)];
             pids = [.. processes.Servers.Select(s => s.ProcessId)];
@@ -97,10 +108,67 @@ internal static class LoadTestProgram
             PrintRatios(output, report.Ours, report.Peer);
         }
 
-        var file = options.Out ?? $"loadtest-{mode}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
-        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancel.Token);
-        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
+        await WriteReportAsync(options, report, output, cancel.Token);
         return 0;
+    }
+
+    /// <summary>
+    /// Cold start alone: one instance at a time is started, timed to its first 200 from <c>/readyz</c>, and stopped;
+    /// with <c>--peer</c> the peer is started right after each of ours, so both see the same machine load.
+    /// </summary>
+    private static async Task<int> ColdStartsAsync(Options options, string server, LocalProcesses processes, TextWriter output,
+        string[] args, CancellationToken cancellationToken)
+    {
+        await processes.StartRedisAsync(cancellationToken);
+        var redis = options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}";
+        var report = new LoadTestReport
+        {
+            Mode = "coldstart",
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            Ours = new ScenarioReport { Server = $"ChatServer ({Path.GetFileName(server)}, {(redis is null ? "in-process" : "Redis")})" },
+            Peer = options.Peer ? new ScenarioReport { Server = "node-ws-chat (Redis)" } : null,
+        };
+
+        await output.WriteLineAsync($"cold start of {server}, {options.Runs} runs{(options.Peer ? ", each followed by the peer" : "")}");
+        for (var run = 0; run < options.Runs; run++)
+        {
+            await processes.StartServersAsync(1, server, redis, options.ServerEnvironment, cancellationToken);
+            report.Ours.ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
+            await processes.StopServersAsync();
+            if (report.Peer is not null)
+            {
+                await processes.StartPeersAsync(1, options.PeerDirectory, cancellationToken);
+                report.Peer.ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
+                await processes.StopServersAsync();
+            }
+        }
+
+        output.WriteLine();
+        output.WriteLine("| server | runs ms | median ms | min–max ms |");
+        output.WriteLine("|---|---|---:|---:|");
+        foreach (var scenario in new[] { report.Ours, report.Peer }.OfType<ScenarioReport>())
+        {
+            var runs = scenario.ColdStartsMs;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {scenario.Server} | {string.Join(", ", runs.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} | {Median(runs):F0} | {runs.Min():F0}–{runs.Max():F0} |"));
+        }
+
+        if (report.Peer is not null)
+        {
+            PrintRatios(output, report.Ours, report.Peer);
+        }
+
+        await WriteReportAsync(options, report, output, cancellationToken);
+        return 0;
+    }
+
+    private static async Task WriteReportAsync(Options options, LoadTestReport report, TextWriter output, CancellationToken cancellationToken)
+    {
+        var file = options.Out ?? $"loadtest-{report.Mode}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancellationToken);
+        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
     }
 
     private static async Task RunScenarioAsync(string mode, Options options, List<Uri> urls, List<int> pids, ScenarioReport report,

@@ -42,7 +42,7 @@ public sealed partial class PublishedOutputTests
         Assert.That(File.ReadAllText(RepositoryFiles.PathOf(".dockerignore")), Does.Contain("**/bin/").And.Contain("**/obj/").And.Contain("ChatServer.Tests/"));
     }
 
-    [Test, CancelAfter(300_000)]
+    [Test, CancelAfter(420_000)]
     public async Task Published_output_started_like_the_image_serves_health_the_page_and_chat_and_logs_json(CancellationToken cancellationToken)
     {
         var dockerfile = File.ReadAllText(RepositoryFiles.PathOf("Dockerfile"));
