@@ -4,13 +4,13 @@ using System.Text.Json;
 namespace ChatServer.LoadTest;
 
 /// <summary>
-/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle|coldstart [options]</c>; see <see cref="Usage"/> and
+/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle|history|coldstart [options]</c>; see <see cref="Usage"/> and
 /// docs/benchmarks.md. Progress goes to the console, a table at the end, and the results to a JSON file.
 /// </summary>
 internal static class LoadTestProgram
 {
     private const string Usage = """
-        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|coldstart> [options]
+        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|coldstart> [options]
 
         Where the servers are (one of):
           --start-servers N     start N ChatServer instances (and a redis-server) here, stop them at the end
@@ -32,13 +32,17 @@ internal static class LoadTestProgram
           --max-rate MSG_PER_S  stop a sweep here (100000)
         idle:
           --connections N (10000) --rooms K (100) --source-addresses A (8) --settle S (5)
+        history:
+          --history-lengths L1,L2 (100,10000)  with --start-servers 1: one server per length, Chat__HistoryLength=L,
+                                each room filled to L; with --url: one length, the server's own HistoryLength
+          --samples N (200)     timed round trips of each read: newest page of 50, a middle page, a 5-message catch-up
         coldstart (process start to the first 200 from /readyz; one instance at a time; one uncounted warm-up start each):
           --runs N (7)          start and stop ours N times (with --peer: ours, then the peer, N times, alternating)
         """;
 
     private static async Task<int> Main(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "coldstart"))
+        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history" or "coldstart"))
         {
             await Console.Error.WriteLineAsync(Usage);
             return 2;
@@ -63,6 +67,11 @@ internal static class LoadTestProgram
 
         var urls = options.Urls.Select(u => new Uri(u)).ToList();
         var pids = options.ServerPid is { } pid ? new List<int> { pid } : [];
+        if (mode == "history")
+        {
+            return await RunHistoryAsync(args, options, server, processes, urls, output, cancel.Token);
+        }
+
         if (options.Peer && options.StartServers == 0)
         {
             await Console.Error.WriteLineAsync("--peer needs --start-servers N: both implementations are started here, one after the other.");
@@ -108,7 +117,7 @@ internal static class LoadTestProgram
             PrintRatios(output, report.Ours, report.Peer);
         }
 
-        await WriteReportAsync(options, report, output, cancel.Token);
+        await WriteReportAsync(args, options, report, output, cancel.Token);
         return 0;
     }
 
@@ -175,15 +184,8 @@ internal static class LoadTestProgram
             PrintRatios(output, report.Ours, report.Peer);
         }
 
-        await WriteReportAsync(options, report, output, cancellationToken);
+        await WriteReportAsync(args, options, report, output, cancellationToken);
         return 0;
-    }
-
-    private static async Task WriteReportAsync(Options options, LoadTestReport report, TextWriter output, CancellationToken cancellationToken)
-    {
-        var file = options.Out ?? $"loadtest-{report.Mode}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
-        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancellationToken);
-        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
     }
 
     private static async Task RunScenarioAsync(string mode, Options options, List<Uri> urls, List<int> pids, ScenarioReport report,
@@ -260,6 +262,63 @@ internal static class LoadTestProgram
 
     private static double? Median(List<double> values) =>
         values.Count == 0 ? null : values.Order().ElementAt(values.Count / 2);
+
+    /// <summary>History cost: one server per <c>HistoryLength</c> (started here, or the one at <c>--url</c>), a room filled to it.</summary>
+    private static async Task<int> RunHistoryAsync(string[] args, Options options, string server, LocalProcesses processes, List<Uri> urls,
+        TextWriter output, CancellationToken cancellationToken)
+    {
+        var lengths = options.HistoryLengths.Count > 0 ? options.HistoryLengths : [100, 10_000];
+        if (options.StartServers == 0 && (urls.Count == 0 || lengths.Count != 1))
+        {
+            await Console.Error.WriteLineAsync("history: give --start-servers 1, or one --url and one --history-lengths value (the server's HistoryLength).");
+            return 2;
+        }
+
+        var report = new LoadTestReport
+        {
+            Mode = args[0],
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            Ours = new ScenarioReport { Server = "ChatServer" },
+        };
+        if (options.StartServers > 0)
+        {
+            await processes.StartRedisAsync(cancellationToken);
+        }
+
+        foreach (var length in lengths)
+        {
+            var url = urls.FirstOrDefault();
+            if (options.StartServers > 0)
+            {
+                var environment = new Dictionary<string, string>(options.ServerEnvironment) { ["Chat__HistoryLength"] = $"{length}" };
+                await processes.StartServersAsync(1, server, $"127.0.0.1:{processes.RedisPort}", environment, cancellationToken);
+                url = processes.Servers[^1].Url;
+            }
+
+            report.Ours.History.Add(await new HistoryRunner(new HistorySettings(url!, length, options.Samples), output).RunAsync(cancellationToken));
+        }
+
+        output.WriteLine();
+        output.WriteLine("| kept | newest page of 50: median ms | p95 ms | middle page of 50: median ms | p95 ms | 5-message catch-up: median ms | p95 ms |");
+        output.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in report.Ours.History)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Kept} | {r.NewestPage.MedianMs:F2} | {r.NewestPage.P95Ms:F2} | {r.MiddlePage.MedianMs:F2} | {r.MiddlePage.P95Ms:F2} | {r.CatchUp.MedianMs:F2} | {r.CatchUp.P95Ms:F2} |"));
+        }
+
+        await WriteReportAsync(args, options, report, output, cancellationToken);
+        return 0;
+    }
+
+    private static async Task WriteReportAsync(string[] args, Options options, LoadTestReport report, TextWriter output, CancellationToken cancellationToken)
+    {
+        var file = options.Out ?? $"loadtest-{args[0]}-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json";
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(report, LoadTestJsonContext.Default.LoadTestReport), cancellationToken);
+        await output.WriteLineAsync($"results: {Path.GetFullPath(file)}");
+    }
 
     private static void PrintFanoutTable(TextWriter output, ScenarioReport report)
     {

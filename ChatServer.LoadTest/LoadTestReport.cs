@@ -30,6 +30,8 @@ internal sealed class ScenarioReport
     public double? HighestPassingRate { get; set; }
 
     public IdleResult? Idle { get; set; }
+
+    public List<HistoryResult> History { get; } = [];
 }
 
 internal sealed record MachineInfo(int Cores, string CpuModel, string Os, string Runtime)

@@ -58,6 +58,10 @@ internal sealed class Options
 
     public double Settle { get; private set; } = 5;
 
+    public List<int> HistoryLengths { get; } = [];
+
+    public int Samples { get; private set; } = 200;
+
     public static Options Parse(ReadOnlySpan<string> args)
     {
         var options = new Options();
@@ -120,6 +124,8 @@ internal sealed class Options
                 case "--source-addresses": options.SourceAddresses = Int(value); break;
                 case "--settle": options.Settle = Double(value); break;
                 case "--peer-dir": options.PeerDirectory = Path.GetFullPath(value); break;
+                case "--history-lengths": options.HistoryLengths.AddRange(value.Split(',').Select(Int)); break;
+                case "--samples": options.Samples = Int(value); break;
                 default: throw new ArgumentException($"Unknown option {name}.");
             }
         }

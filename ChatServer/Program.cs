@@ -10,7 +10,7 @@ builder.AddChatServer();        // options + validation, port, JSON logs in cont
 builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 
 var app = builder.Build();
-app.UseWebSockets();            // before the endpoint; keep-alive comes from ChatOptions
+app.UseChatWebSockets();        // before the endpoint; keep-alive from ChatOptions; nothing leaves after a Close
 app.UseChatPage();              // wwwroot (index.html at /) with a Content-Security-Policy
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatMetrics();           // /metrics

@@ -37,4 +37,22 @@ public sealed class LoadToolSmokeTests
 
         Assert.That((result.Opened, result.ServerRssAfterBytes > 0, result.ServerKiBPerConnection.HasValue), Is.EqualTo((30, true, true)));
     }
+
+    [Test, CancelAfter(30_000)]
+    public async Task History_run_fills_a_room_to_its_history_length_and_times_each_read(CancellationToken cancellationToken)
+    {
+        await using var host = new ChatHost(TestRedis.ConnectionString, new Dictionary<string, string?>
+        {
+            ["Chat:HistoryLength"] = "20",
+            ["Chat:RateLimitPerSecond"] = "100000",
+            ["Chat:RateLimitBurst"] = "100000",
+        });
+        var settings = new HistorySettings(host.WebSocketUri, Kept: 20, Samples: 3);
+
+        var result = await new HistoryRunner(settings, TextWriter.Null).RunAsync(cancellationToken);
+
+        Assert.That((result.Kept, result.Samples), Is.EqualTo((20, 3)));
+        Assert.That(new[] { result.NewestPage, result.MiddlePage, result.CatchUp }.Select(r => r.MedianMs > 0 && r.MedianMs <= r.MaxMs),
+            Is.All.True, "each read was timed (the runner itself checks each ack carried the messages it should)");
+    }
 }

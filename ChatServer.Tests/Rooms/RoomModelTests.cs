@@ -11,8 +11,7 @@ public sealed class RoomModelTests
     [Test]
     public void A_message_entry_round_trips_its_header_and_json()
     {
-        var json = MessageEncoding.Complete(MessageEncoding.WritePrefix("r", "u", "hi", DateTimeOffset.UnixEpoch), 42, "ep0ch");
-        var stored = RoomEntry.EncodeMessage(42, "ep0ch", json);
+        var stored = RoomEntry.EncodeMessage(MessageEncoding.WritePrefix("r", "u", "hi", DateTimeOffset.UnixEpoch), 42, "ep0ch");
 
         Assert.That(RoomEntry.TryParse(stored, out var entry), Is.True);
         Assert.That((entry.Kind, entry.Seq, entry.Epoch), Is.EqualTo((RoomEntryKind.Message, 42L, "ep0ch")));
@@ -44,25 +43,29 @@ public sealed class RoomModelTests
         Assert.That(prefix, Does.EndWith("\"ts\":\"2026-11-24T08:00:00.120Z\""));
     }
 
-    private static RoomHistory History(string epoch, long seq, params long[] kept) =>
-        new(epoch, seq, [.. kept.Select(s => new RoomEntry(RoomEntryKind.Message, s, epoch, "", Array.Empty<byte>()))]);
+    /// <summary>A read of the log: head <paramref name="seq"/>, keeping <paramref name="kept"/>.</summary>
+    private static LogSlice History(string epoch, long seq, params long[] kept) =>
+        new(epoch, seq, kept.Length > 0 ? kept[0] : seq + 1, [.. kept.Select(s => new RoomEntry(RoomEntryKind.Message, s, epoch, "", Array.Empty<byte>()))]);
+
+    private static (IReadOnlyList<RoomEntry> Messages, bool Recovered) Since(LogSlice log, long since, string? epoch) =>
+        ((ResumeJoin)JoinRequest.Resume(since, epoch)).Recover(log);
 
     [Test]
     public void Since_returns_only_newer_messages_and_recovered_when_nothing_was_trimmed()
     {
-        var (messages, recovered) = History("e", 9, 5, 6, 7, 8, 9).Since(6, "e");
+        var (messages, recovered) = Since(History("e", 9, 5, 6, 7, 8, 9), 6, "e");
         Assert.That(messages.Select(m => m.Seq), Is.EqualTo(new long[] { 7, 8, 9 }));
         Assert.That(recovered, Is.True);
     }
 
     [Test]
     public void Since_just_before_the_oldest_kept_message_is_recovered() =>
-        Assert.That(History("e", 9, 5, 6, 7, 8, 9).Since(4, "e").Recovered, Is.True);
+        Assert.That(Since(History("e", 9, 5, 6, 7, 8, 9), 4, "e").Recovered, Is.True);
 
     [Test]
     public void Since_before_trimmed_messages_is_not_recovered_and_returns_the_history()
     {
-        var (messages, recovered) = History("e", 9, 5, 6, 7, 8, 9).Since(3, "e");
+        var (messages, recovered) = Since(History("e", 9, 5, 6, 7, 8, 9), 3, "e");
         Assert.That(recovered, Is.False);
         Assert.That(messages.Select(m => m.Seq), Is.EqualTo(new long[] { 5, 6, 7, 8, 9 }));
     }
@@ -71,15 +74,27 @@ public sealed class RoomModelTests
     [TestCase(2, "other")]
     public void A_since_beyond_seq_or_another_epoch_means_the_history_restarted(long since, string epoch)
     {
-        var (messages, recovered) = History("e", 9, 5, 6, 7, 8, 9).Since(since, epoch);
+        var (messages, recovered) = Since(History("e", 9, 5, 6, 7, 8, 9), since, epoch);
         Assert.That(recovered, Is.False);
         Assert.That(messages, Has.Count.EqualTo(5));
     }
 
     [Test]
-    public void Since_on_an_empty_room_is_recovered() =>
-        Assert.That(History("e", 0).Since(0, null), Is.EqualTo((Array.Empty<RoomEntry>(), true)).Using<(IReadOnlyList<RoomEntry>, bool)>(
-            (a, b) => a.Item1.Count == b.Item1.Count && a.Item2 == b.Item2));
+    public void Since_on_an_empty_room_is_recovered()
+    {
+        var (messages, recovered) = Since(History("e", 0), 0, null);
+        Assert.That((messages.Count, recovered), Is.EqualTo((0, true)));
+    }
+
+    [TestCase("Latest", 0, 3, 8, 10)]     // the newest three of 5..10
+    [TestCase("Latest", 0, 50, 5, 10)]    // more than kept: all that is kept
+    [TestCase("Before", 7, 3, 5, 6)]      // older than 7, clipped at the oldest kept
+    [TestCase("Before", 99, 2, 9, 10)]    // a position past the head reads from the head
+    [TestCase("After", 6, 2, 7, 8)]
+    [TestCase("After", 1, 2, 5, 6)]       // trimmed ones are skipped: from the oldest kept
+    [TestCase("After", 10, 5, 11, 10)]    // nothing newer: an empty range
+    public void Ranges_are_index_arithmetic_on_a_contiguous_log(string read, long position, long count, long from, long to) =>
+        Assert.That(LogSlice.Range(Enum.Parse<LogRead>(read), position, count, first: 5, head: 10), Is.EqualTo((from, to)));
 
     [TestCase("general", "chat:{general}:history")]
     [TestCase("a}b", "chat:{a%7Db}:history")]

@@ -2,33 +2,50 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Threading.Channels;
 using ChatServer.Hosting;
+using ChatServer.Rooms;
 
 namespace ChatServer.Connections;
 
 /// <summary>
 /// One WebSocket: exactly one receive loop and one send loop (a WebSocket allows one of each at a time). Anything that
 /// wants to write calls <see cref="TryEnqueue"/>; only the send loop calls <c>SendAsync</c>. Closing never cancels a
-/// pending operation (that aborts the socket): the queue is completed, the send loop drains it and sends Close, and
-/// the socket is aborted only if the handshake does not finish within <see cref="ChatOptions.CloseTimeout"/>.
+/// pending operation (that aborts the socket).
+/// <para>
+/// The Close frame is the last frame, on every path (RFC 6455 §5.5.1). Every close the server decides (1008 slow
+/// consumer, 1009 too big, 1012 shutdown, 4001 token expiry, 1000 answering the peer) goes through
+/// <see cref="RequestClose"/>: from then on the send loop starts no data frame, drops what is still queued, and sends
+/// Close right after the frame it may be writing, so the Close never waits behind a queue that the close timeout could
+/// cut short. The runtime writes too: on a protocol error it sends Close 1002 (1007 for bad UTF-8) itself, from inside
+/// <c>ReceiveAsync</c>, and a <c>SendAsync</c> that checked the state before that can still land after it; the
+/// <see cref="CloseLastStream"/> under the socket drops every byte after the first Close, whoever wrote it. The socket
+/// is aborted only if the handshake does not finish within <see cref="ChatOptions.CloseTimeout"/> (a peer that does
+/// not read or does not answer), and is disposed only when that does not abort the connection (see <see cref="Release"/>).
+/// </para>
 /// </summary>
-internal sealed class ChatConnection
+internal sealed class ChatConnection : IFrameSink
 {
     /// <summary>1012, service restart: not in the enum, valid on the wire (RFC 6455 registry).</summary>
     public const WebSocketCloseStatus ServiceRestart = (WebSocketCloseStatus)1012;
 
+    /// <summary>4001, token expired (PROTOCOL.md, authentication): private use, valid on the wire.</summary>
+    public const WebSocketCloseStatus TokenExpired = (WebSocketCloseStatus)4001;
+
     private readonly WebSocket _socket;
+    private readonly CloseLastStream _wire;
     private readonly ChatOptions _options;
     private readonly ILogger _logger;
     private readonly ChatMetrics _metrics;
     private readonly Channel<ReadOnlyMemory<byte>> _outgoing;
     private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _closeStatus;          // 0 until the first RequestClose: the first reason wins
-    private volatile bool _discardQueued;
 
-    public ChatConnection(string id, WebSocket socket, ChatOptions options, TimeProvider time, ChatMetrics metrics, ILogger logger)
+    /// <summary><paramref name="wire"/>: the stream under <paramref name="socket"/>; the connection owns both.</summary>
+    public ChatConnection(string id, WebSocket socket, CloseLastStream wire, ChatOptions options, TimeProvider time, ChatMetrics metrics,
+        ILogger logger)
     {
         Id = id;
         _socket = socket;
+        _wire = wire;
         _options = options;
         _logger = logger;
         _metrics = metrics;
@@ -59,14 +76,16 @@ internal sealed class ChatConnection
         {
             ConnectionLog.QueueFull(_logger, Id, _options.OutgoingQueueCapacity);
             _metrics.SlowConsumerClosed();
-            _discardQueued = true;   // PROTOCOL.md: queued frames are dropped, Close is the next thing sent
             RequestClose(WebSocketCloseStatus.PolicyViolation);
         }
 
         return false;
     }
 
-    /// <summary>Asks the connection to close with <paramref name="status"/>; the first request wins.</summary>
+    /// <summary>
+    /// Asks the connection to close with <paramref name="status"/>; the first request wins. The one way the server
+    /// closes a connection: frames still queued are dropped and the Close is the last frame sent.
+    /// </summary>
     public void RequestClose(WebSocketCloseStatus status)
     {
         Interlocked.CompareExchange(ref _closeStatus, (int)status, 0);
@@ -85,6 +104,11 @@ internal sealed class ChatConnection
         var receiving = ReceiveLoopAsync(dispatch, requestAborted);
         var sending = SendLoopAsync();
         await Task.WhenAny(receiving, sending, _closeRequested.Task);
+        if (_wire.SentCloseStatus is { } sent)
+        {
+            Interlocked.CompareExchange(ref _closeStatus, sent, 0);   // the runtime failed the peer (1002, 1007)
+        }
+
         var closing = onClosing();
         RequestClose(WebSocketCloseStatus.NormalClosure);
         try
@@ -99,7 +123,23 @@ internal sealed class ChatConnection
         }
 
         await closing;
+        Release();
         ConnectionLog.Closed(_logger, Id, CloseStatus);
+    }
+
+    /// <summary>
+    /// Disposes the socket, unless it is already aborted: by the runtime after a protocol error or a vanished peer, or
+    /// by the close timeout above. ASP.NET Core turns the disposal of an aborted socket into <c>HttpContext.Abort()</c>,
+    /// which throws away output Kestrel has not written yet, the runtime's Close 1002 among it; a request that simply
+    /// ends lets Kestrel write it and end the TCP stream with a FIN. The aborted socket is then left to the collector
+    /// (its keep-alive timer holds it only weakly, and can write nothing past the Close).
+    /// </summary>
+    private void Release()
+    {
+        if (_socket.State != WebSocketState.Aborted)
+        {
+            _socket.Dispose();
+        }
     }
 
     private async Task ReceiveLoopAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
@@ -160,16 +200,17 @@ internal sealed class ChatConnection
         {
             await foreach (var frame in _outgoing.Reader.ReadAllAsync(CancellationToken.None))
             {
-                if (_discardQueued)
+                if (Volatile.Read(ref _closeStatus) != 0 || _wire.CloseSent)
                 {
-                    break;
+                    break;   // a close is decided: no data frame starts after it; what is still queued is dropped
                 }
 
                 _metrics.FrameSent(frame.Span);   // counted before the write, so a client holding a frame sees it counted
                 await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
             }
 
-            if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            // Our Close, unless the runtime has sent one (a protocol error) or the socket is gone.
+            if (!_wire.CloseSent && _socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 var status = CloseStatus == 0 ? WebSocketCloseStatus.NormalClosure : CloseStatus;
                 await _socket.CloseOutputAsync(status, Describe(status), CancellationToken.None);
@@ -177,7 +218,7 @@ internal sealed class ChatConnection
         }
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)
         {
-            // The peer vanished mid-send.
+            // The peer vanished mid-send, or the runtime failed the connection (its Close went out; see CloseLastStream).
         }
     }
 
@@ -186,6 +227,7 @@ internal sealed class ChatConnection
         WebSocketCloseStatus.PolicyViolation => "Outgoing queue full: the client is not reading.",
         WebSocketCloseStatus.MessageTooBig => "Frame too big.",
         ServiceRestart => "Server restarting; reconnect.",
+        TokenExpired => "Token expired.",
         _ => "",
     };
 }

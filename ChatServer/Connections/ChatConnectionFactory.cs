@@ -6,8 +6,9 @@ using Microsoft.Extensions.Options;
 namespace ChatServer.Connections;
 
 /// <summary>Makes the per-socket objects, which die with the socket; counts open connections for the cap.</summary>
-internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IRoomBus bus,
-    PresenceTracker presence, InstanceId instance, TimeProvider time, ChatMetrics metrics, ILoggerFactory loggers)
+internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
+    PresenceTracker presence, InstanceId instance, TimeProvider time, ChatMetrics metrics, IHostApplicationLifetime lifetime,
+    ILoggerFactory loggers)
 {
     private readonly string _instanceId = instance.Value;
     private readonly ILogger _connectionLogger = loggers.CreateLogger<ChatConnection>();
@@ -36,10 +37,15 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
         metrics.ConnectionClosed();
     }
 
-    public ChatSession Create(WebSocket socket)
+    /// <summary>
+    /// A session whose waits end when <paramref name="requestAborted"/> fires or the application stops. The connection
+    /// takes ownership of <paramref name="socket"/> and the <paramref name="wire"/> under it.
+    /// </summary>
+    public ChatSession Create(WebSocket socket, CloseLastStream wire, CancellationToken requestAborted)
     {
         var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
-        var connection = new ChatConnection(id, socket, options.Value, time, metrics, _connectionLogger);
-        return new ChatSession(connection, registry, bus, presence, time, _sessionLogger);
+        var connection = new ChatConnection(id, socket, wire, options.Value, time, metrics, _connectionLogger);
+        return new ChatSession(connection, registry, log, channel, presence, time, _sessionLogger, requestAborted,
+            lifetime.ApplicationStopping);
     }
 }

@@ -6,143 +6,71 @@ namespace ChatServer.Connections;
 
 /// <summary>
 /// What one connection is in the chat: its user and room. Frames reach it one at a time from the receive loop; the
-/// close path may run beside them, so both take <see cref="_gate"/> (it is held across awaits on Redis).
+/// close path may run beside them, so both take <see cref="_gate"/> (it is held across awaits on the store).
 /// A frame that fails changes nothing: a move to another room leaves the old room only once the new one is joined.
+/// Waits end when the request is aborted or the application stops; the close path always runs to the end.
 /// </summary>
-internal sealed class ChatSession(ChatConnection connection, RoomRegistry registry, IRoomBus bus, PresenceTracker presence,
-    TimeProvider time, ILogger logger) : IDisposable
+internal sealed class ChatSession : IDisposable
 {
+    private const string ClosingError = "The connection is closing; nothing was changed.";
+
+    private readonly ChatConnection _connection;
+    private readonly RoomRegistry _registry;
+    private readonly IMessageLog _log;
+    private readonly IRoomChannel _channel;
+    private readonly PresenceTracker _presence;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly CancellationTokenSource _cancellation;
     private RoomMember? _member;
+    private string _user = "";
+    private bool _counted;   // presence counts this connection as _user in _member's room
     private bool _closed;
 
-    public ChatConnection Connection => connection;
-
-    /// <summary><c>signin</c> (announced) or <c>updateSocketId</c> (silent, with optional <c>since</c> recovery).</summary>
-    public async Task JoinAsync(JsonElement? id, string user, string room, bool announce, bool isUpdate, long? since, string? epoch)
+    public ChatSession(ChatConnection connection, RoomRegistry registry, IMessageLog log, IRoomChannel channel, PresenceTracker presence,
+        TimeProvider time, ILogger logger, CancellationToken requestAborted, CancellationToken applicationStopping)
     {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            var current = _member;
-            if (current is not null && current.Room == room)
-            {
-                await RejoinAsync(current, id, user, isUpdate, since, epoch);
-                return;
-            }
-
-            var member = new RoomMember(connection, room, user);
-            RoomHistory history;
-            try
-            {
-                await registry.JoinAsync(member);
-            }
-            catch (StoreUnavailableException)
-            {
-                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
-                return;
-            }
-
-            try
-            {
-                history = await bus.ReadAsync(room);
-            }
-            catch (StoreUnavailableException)
-            {
-                await registry.LeaveAsync(member);
-                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
-                return;
-            }
-
-            if (current is not null)
-            {
-                await LeaveAsync(current, announce);
-            }
-
-            _member = member;
-            member.GoLive(Serialize(JoinAck(id, room, isUpdate, since, epoch, history)), history.Epoch, history.Seq);
-            if (announce)
-            {
-                await PublishNotificationAsync(room, NotificationFrame.Joined(room, user));
-            }
-
-            await presence.JoinedAsync(room, user);
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        (_connection, _registry, _log, _channel, _presence, _time, _logger) = (connection, registry, log, channel, presence, time, logger);
+        _cancellation = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, applicationStopping);
     }
 
+    public ChatConnection Connection => _connection;
+
+    /// <summary><c>signin</c>: joins with the whole history and announces the user.</summary>
+    public Task SignInAsync(JsonElement? id, string user, string room) => JoinAsync(id, user, room, JoinRequest.SignIn);
+
+    /// <summary><c>updateSocketId</c>: joins silently, with what came after <paramref name="since"/> when given.</summary>
+    public Task ResumeAsync(JsonElement? id, string user, string room, long? since, string? epoch) =>
+        JoinAsync(id, user, room, JoinRequest.Resume(since, epoch));
+
     /// <summary>Extension <c>members</c>: each user in the connection's room once, across instances.</summary>
-    public Task MembersAsync(JsonElement? id) => InRoomAsync(id, async member =>
+    public Task MembersAsync(JsonElement? id) => InRoomAsync(id, async (member, _) =>
     {
-        var members = await presence.MembersAsync(member.Room);
+        var members = await _presence.MembersAsync(member.Room);
         return new AckFrame { Id = id, Ok = true, Room = member.Room, Members = members };
     });
 
     /// <summary>
     /// Extension <c>history</c>: up to <paramref name="limit"/> stored messages older than <paramref name="before"/>,
-    /// oldest first, and whether older ones remain. Without <paramref name="before"/>, the newest.
+    /// oldest first, and whether older ones remain. Without <paramref name="before"/>, the newest. One ranged read.
     /// </summary>
-    public Task HistoryAsync(JsonElement? id, long? before, int limit) => InRoomAsync(id, async member =>
+    public Task HistoryAsync(JsonElement? id, long? before, int limit) => InRoomAsync(id, async (member, cancellationToken) =>
     {
-        var history = await bus.ReadAsync(member.Room);
-        var older = history.Messages.Where(m => m.Seq < (before ?? long.MaxValue)).ToList();
-        var page = older.Skip(Math.Max(0, older.Count - limit)).ToList();
-        return new AckFrame
-        {
-            Id = id, Ok = true, Room = member.Room, Epoch = history.Epoch, Messages = Raw(page), More = older.Count > page.Count,
-        };
+        var page = before is { } seq
+            ? await _log.ReadBeforeAsync(member.Room, seq, limit, cancellationToken)
+            : await _log.ReadLatestAsync(member.Room, limit, cancellationToken);
+        var more = page.Messages.Count > 0 && page.Messages[0].Seq > page.First;   // limit >= 1: an empty page has nothing older
+        return new AckFrame { Id = id, Ok = true, Room = member.Room, Epoch = page.Epoch, Messages = Raw(page.Messages), More = more };
     });
 
-    public Task SendMessageAsync(JsonElement? id, string text) => InRoomAsync(id, async member =>
+    public Task SendMessageAsync(JsonElement? id, string text) => InRoomAsync(id, async (member, _) =>
     {
-        ConnectionLog.MessageText(logger, connection.Id, FrameTypes.SendMessage, member.User, member.Room, text);
-        var prefix = MessageEncoding.WritePrefix(member.Room, member.User, text, time.GetUtcNow());
-        var (seq, _) = await bus.AppendAsync(member.Room, prefix);
+        ConnectionLog.MessageText(_logger, _connection.Id, FrameTypes.SendMessage, _user, member.Room, text);
+        var prefix = MessageEncoding.WritePrefix(member.Room, _user, text, _time.GetUtcNow());
+        var (seq, _) = await _log.AppendAsync(member.Room, prefix);   // not cancelled: once sent, it is stored or not
         return new AckFrame { Id = id, Ok = true, Seq = seq };
     });
-
-    /// <summary>
-    /// Runs a frame that needs a room under the gate, and acks it: with <paramref name="action"/>'s ack, with
-    /// "User session not found." before sign-in, or with the store-unavailable error. Nothing after a close.
-    /// </summary>
-    private async Task InRoomAsync(JsonElement? id, Func<RoomMember, Task<AckFrame>> action)
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            if (_member is not { } member)
-            {
-                SendAck(AckFrame.Rejected(id, "User session not found."));
-                return;
-            }
-
-            try
-            {
-                SendAck(await action(member));
-            }
-            catch (StoreUnavailableException)
-            {
-                SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
-            }
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
 
     /// <summary>
     /// Leaves the room with a leave notification; later frames are ignored. Delivery stops before the first await, even
@@ -151,7 +79,7 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
     public async Task CloseAsync()
     {
         Volatile.Read(ref _member)?.MarkLeft();
-        await _gate.WaitAsync();
+        await _gate.WaitAsync(CancellationToken.None);
         try
         {
             _closed = true;
@@ -167,44 +95,130 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
         }
     }
 
-    public void Dispose() => _gate.Dispose();
+    public void Dispose()
+    {
+        _gate.Dispose();
+        _cancellation.Dispose();
+    }
 
-    public void SendAck(AckFrame ack) => connection.TryEnqueue(Serialize(ack));
+    public void SendAck(AckFrame ack) => _connection.TryEnqueue(Serialize(ack));
+
+    private async Task JoinAsync(JsonElement? id, string user, string room, JoinRequest request)
+    {
+        var cancellationToken = _cancellation.Token;
+        await RunGatedAsync(id, async () =>
+        {
+            var current = _member;
+            var announce = request is SignInJoin;
+            if (current is not null && current.Room == room)
+            {
+                await RejoinAsync(current, id, user, request, cancellationToken);
+                return;
+            }
+
+            var member = new RoomMember(_connection, room);
+            await _registry.JoinAsync(member, request, slice =>
+            {
+                current?.MarkLeft();   // the read succeeded: from the ack on, only the new room reaches this connection
+                return Serialize(JoinAck(id, room, request, slice));
+            }, cancellationToken);
+
+            if (current is not null)
+            {
+                await LeaveAsync(current, announce);
+            }
+
+            (_member, _user) = (member, user);
+            if (announce)
+            {
+                await PublishNotificationAsync(room, NotificationFrame.Joined(room, user));
+            }
+
+            _counted = await _presence.JoinedAsync(room, user, cancellationToken);
+        }, cancellationToken);
+    }
 
     /// <summary>Signing in again to the room the connection is in: fresh history, no announcement (PROTOCOL.md).</summary>
-    private async Task RejoinAsync(RoomMember member, JsonElement? id, string user, bool isUpdate, long? since, string? epoch)
+    private async Task RejoinAsync(RoomMember member, JsonElement? id, string user, JoinRequest request, CancellationToken cancellationToken)
     {
-        member.BeginResync();
-        RoomHistory history;
+        await _registry.JoinAsync(member, request, slice => Serialize(JoinAck(id, member.Room, request, slice)), cancellationToken);
+        if (_user != user)
+        {
+            if (_counted)
+            {
+                await _presence.LeftAsync(member.Room, _user);
+            }
+
+            _user = user;
+            _counted = await _presence.JoinedAsync(member.Room, user, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Runs a frame that needs a room under the gate, and acks it: with <paramref name="action"/>'s ack, with
+    /// "User session not found." before sign-in, or with the store-unavailable error. Nothing after a close.
+    /// </summary>
+    private Task InRoomAsync(JsonElement? id, Func<RoomMember, CancellationToken, Task<AckFrame>> action)
+    {
+        var cancellationToken = _cancellation.Token;
+        return RunGatedAsync(id, async () =>
+        {
+            if (_member is not { } member)
+            {
+                SendAck(AckFrame.Rejected(id, "User session not found."));
+                return;
+            }
+
+            SendAck(await action(member, cancellationToken));
+        }, cancellationToken);
+    }
+
+    /// <summary>Runs a frame's work under the gate (nothing after a close); a store outage or a closing connection is its ack.</summary>
+    private async Task RunGatedAsync(JsonElement? id, Func<Task> work, CancellationToken cancellationToken)
+    {
         try
         {
-            history = await bus.ReadAsync(member.Room);
+            await _gate.WaitAsync(cancellationToken);
         }
-        catch (StoreUnavailableException)
+        catch (OperationCanceledException)
         {
-            member.GoLive(null, "", 0);   // back to live delivery with what it had; nothing changed
-            SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+            SendAck(AckFrame.Rejected(id, ClosingError));
             return;
         }
 
-        var previousUser = member.User;
-        member.User = user;
-        if (previousUser != user)
+        try
         {
-            await presence.LeftAsync(member.Room, previousUser);
-            await presence.JoinedAsync(member.Room, user);
+            if (!_closed)
+            {
+                await work();
+            }
         }
-
-        member.GoLive(Serialize(JoinAck(id, member.Room, isUpdate, since, epoch, history)), history.Epoch, history.Seq);
+        catch (StoreUnavailableException)
+        {
+            SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            SendAck(AckFrame.Rejected(id, ClosingError));
+        }
+        finally
+        {
+            _gate.Release();
+        }
     }
 
     private async Task LeaveAsync(RoomMember member, bool announce)
     {
-        await registry.LeaveAsync(member);
-        await presence.LeftAsync(member.Room, member.User);
+        await _registry.LeaveAsync(member);
+        if (_counted)
+        {
+            _counted = false;
+            await _presence.LeftAsync(member.Room, _user);
+        }
+
         if (announce)
         {
-            await PublishNotificationAsync(member.Room, NotificationFrame.Left(member.Room, member.User));
+            await PublishNotificationAsync(member.Room, NotificationFrame.Left(member.Room, _user));
         }
     }
 
@@ -213,28 +227,28 @@ internal sealed class ChatSession(ChatConnection connection, RoomRegistry regist
         var json = JsonSerializer.SerializeToUtf8Bytes(notification, ChatJsonContext.Wire.NotificationFrame);
         try
         {
-            await bus.PublishAsync(room, RoomEntry.EncodeNotification(connection.Id, json));
+            await _channel.PublishAsync(room, RoomEntry.EncodeNotification(_connection.Id, json));
         }
         catch (StoreUnavailableException ex)
         {
-            ConnectionLog.NotificationFailed(logger, room, ex);   // best effort: notifications are not stored
+            ConnectionLog.NotificationFailed(_logger, room, ex);   // best effort: notifications are not stored
         }
     }
 
-    private static AckFrame JoinAck(JsonElement? id, string room, bool isUpdate, long? since, string? epoch, RoomHistory history)
+    private static AckFrame JoinAck(JsonElement? id, string room, JoinRequest request, LogSlice log)
     {
-        if (!isUpdate)
+        if (request is not ResumeJoin resume)
         {
-            return new AckFrame { Id = id, Ok = true, Room = room, Epoch = history.Epoch, Messages = Raw(history.Messages) };
+            return new AckFrame { Id = id, Ok = true, Room = room, Epoch = log.Epoch, Messages = Raw(log.Messages) };
         }
 
-        if (since is not { } sinceSeq)
+        if (resume.Since is null)
         {
-            return new AckFrame { Id = id, Ok = true, Room = room, Epoch = history.Epoch };
+            return new AckFrame { Id = id, Ok = true, Room = room, Epoch = log.Epoch };
         }
 
-        var (messages, recovered) = history.Since(sinceSeq, epoch);
-        return new AckFrame { Id = id, Ok = true, Room = room, Epoch = history.Epoch, Messages = Raw(messages), Recovered = recovered };
+        var (messages, recovered) = resume.Recover(log);
+        return new AckFrame { Id = id, Ok = true, Room = room, Epoch = log.Epoch, Messages = Raw(messages), Recovered = recovered };
     }
 
     private static RawJson[] Raw(IReadOnlyList<RoomEntry> entries) => [.. entries.Select(e => new RawJson(e.Json))];

@@ -44,8 +44,11 @@ internal static class ChatSocketEndpoint
 
         try
         {
-            using var socket = await context.WebSockets.AcceptWebSocketAsync();
-            using var session = factory.Create(socket);
+            // The connection owns the socket from here, and disposes it only when that cannot cut off its Close.
+            var socket = await context.WebSockets.AcceptWebSocketAsync();
+            var wire = context.Features.Get<CloseLastStream>()
+                ?? throw new InvalidOperationException("The WebSocket was not accepted through UseChatWebSockets().");
+            using var session = factory.Create(socket, wire, context.RequestAborted);
             var connection = session.Connection;
             ConnectionLog.Opened(logger, connection.Id);
             using var stopping = lifetime.ApplicationStopping.Register(() => connection.RequestClose(ChatConnection.ServiceRestart));

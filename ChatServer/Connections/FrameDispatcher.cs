@@ -74,12 +74,12 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
             case SignInFrame signIn:
                 return ValidateUserAndRoom(signIn.User, signIn.Room, out var user, out var room) is { } signInError
                     ? Reject(session, parsed, signInError)
-                    : session.JoinAsync(id, user, room, announce: true, isUpdate: false, since: null, epoch: null);
+                    : session.SignInAsync(id, user, room);
 
             case UpdateSocketIdFrame update:
                 return ValidateUserAndRoom(update.User, update.Room, out user, out room) is { } updateError
                     ? Reject(session, parsed, updateError)
-                    : session.JoinAsync(id, user, room, announce: false, isUpdate: true, update.Since, update.Epoch);
+                    : session.ResumeAsync(id, user, room, update.Since, update.Epoch);
 
             case MembersFrame:
                 return session.MembersAsync(id);

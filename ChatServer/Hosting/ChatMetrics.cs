@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using System.Globalization;
-using System.Text;
 
 namespace ChatServer.Hosting;
 
@@ -13,8 +11,6 @@ namespace ChatServer.Hosting;
 internal sealed class ChatMetrics
 {
     public const string MeterName = "ChatServer";
-
-    private static readonly byte[] s_tsField = ",\"ts\":\""u8.ToArray();
 
     private readonly UpDownCounter<long> _openConnections;
     private readonly UpDownCounter<long> _roomsServed;
@@ -87,24 +83,13 @@ internal sealed class ChatMetrics
             return;
         }
 
-        // ts is written by the server after text, and text is JSON-escaped, so the last ',"ts":"' is the real field.
-        var at = messageJson.LastIndexOf(s_tsField);
-        const int length = 24;   // the length of MessageEncoding.TimestampFormat's output
-        if (at < 0 || messageJson.Length < at + s_tsField.Length + length)
-        {
-            return;
-        }
-
-        Span<char> text = stackalloc char[length];
-        if (Encoding.ASCII.GetChars(messageJson.Slice(at + s_tsField.Length, length), text) == length
-            && DateTime.TryParseExact(text, Protocol.MessageEncoding.TimestampFormat, CultureInfo.InvariantCulture,
-                DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var stored))
+        if (Protocol.MessageEncoding.TryReadTimestamp(messageJson, out var stored))
         {
             _messageLatency.Record(Math.Max(0, (_time.GetUtcNow().UtcDateTime - stored).TotalSeconds));
         }
     }
 
-    /// <summary>A gap in a room's seq was found on the channel and repaired from history.</summary>
+    /// <summary>A gap in a room's seq was found and read from history (what history no longer held became a gap frame).</summary>
     public void GapRepaired() => _gapsRepaired.Add(1);
 
     private static string TypeOf(ReadOnlySpan<byte> frame)

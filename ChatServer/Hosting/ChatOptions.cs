@@ -42,6 +42,12 @@ public sealed class ChatOptions
     /// </summary>
     public TimeSpan PresenceTtl { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How soon a room retries reading a range of history it could not read (while later messages wait, in order),
+    /// unless the next message triggers the retry first.
+    /// </summary>
+    public TimeSpan RepairRetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>How long a close handshake may take before the socket is aborted.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using ChatServer.Connections;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
@@ -9,7 +10,7 @@ namespace ChatServer.Hosting;
 
 internal static class ChatServerRegistration
 {
-    /// <summary>Options and their validation, the listening port, console log format, the room bus (Redis or in-process) and the connection parts.</summary>
+    /// <summary>Options and their validation, the listening port, console log format, the rooms' log, channel and presence store (Redis or in-process) and the connection parts.</summary>
     public static WebApplicationBuilder AddChatServer(this WebApplicationBuilder builder)
     {
         // Cloud Run (and our Dockerfile) say where to listen through PORT; without it, 8080 on every interface.
@@ -35,6 +36,7 @@ internal static class ChatServerRegistration
             .Validate(o => o.CloseTimeout > TimeSpan.Zero && o.KeepAlive > o.CloseTimeout,
                 "Chat:CloseTimeout must be positive and shorter than Chat:KeepAlive.")
             .Validate(o => o.PresenceTtl >= TimeSpan.FromSeconds(1), "Chat:PresenceTtl must be at least one second.")
+            .Validate(o => o.RepairRetryDelay > TimeSpan.Zero, "Chat:RepairRetryDelay must be positive.")
             .Validate(o => o.RateLimitBurst >= 1 && o.RateLimitPerSecond <= o.RateLimitBurst * 1_000,
                 "Chat:RateLimitBurst must be at least 1.");
         // A PubSub value that is no mode name fails binding at start; a number outside the enum would bind, so check it.
@@ -54,10 +56,12 @@ internal static class ChatServerRegistration
         services.AddSingleton<RedisConnection>();
         services.AddHostedService(sp => sp.GetRequiredService<RedisConnection>());
         services.AddSingleton<RoomKeys>();
-        services.AddSingleton<IRoomBus>(sp => sp.GetRequiredService<RedisConnection>().IsConfigured
-            ? ActivatorUtilities.CreateInstance<RedisRoomBus>(sp)
-            : ActivatorUtilities.CreateInstance<InMemoryRoomBus>(sp));
+        services.AddSingleton<InMemoryRoomChannel>();
+        services.AddBackend<IMessageLog, RedisMessageLog, InMemoryMessageLog>();
+        services.AddBackend<IRoomChannel, RedisRoomChannel, InMemoryRoomChannel>();
+        services.AddBackend<IPresenceStore, RedisPresenceStore, InMemoryPresenceStore>();
         services.AddSingleton<RoomRegistry>();
+        services.AddHostedService<RoomCatchUp>();
         services.AddSingleton<InstanceId>();
         services.AddSingleton<PresenceTracker>();
         services.AddHostedService<PresenceRefresher>();
@@ -67,4 +71,16 @@ internal static class ChatServerRegistration
         services.AddSingleton<ChatConnectionFactory>();
         return builder;
     }
+
+    /// <summary>Registers <typeparamref name="TRedis"/> when Redis is configured, else the in-process <typeparamref name="TInProcess"/>.</summary>
+    /// <remarks>The annotations keep both implementations' constructors through trimming (Native AOT) for ActivatorUtilities.</remarks>
+    private static void AddBackend<TService,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TRedis,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TInProcess>(this IServiceCollection services)
+        where TService : class
+        where TRedis : TService
+        where TInProcess : TService =>
+        services.AddSingleton<TService>(sp => sp.GetRequiredService<RedisConnection>().IsConfigured
+            ? ActivatorUtilities.CreateInstance<TRedis>(sp)
+            : ActivatorUtilities.GetServiceOrCreateInstance<TInProcess>(sp));
 }

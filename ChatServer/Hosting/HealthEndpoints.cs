@@ -8,8 +8,8 @@ internal static class HealthEndpoints
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder endpoints)
     {
         endpoints.MapGet("/healthz", () => Results.Text("ok"));
-        endpoints.MapGet("/readyz", (IRoomBus bus, IHostApplicationLifetime lifetime) =>
-            bus.IsAvailable && !lifetime.ApplicationStopping.IsCancellationRequested
+        endpoints.MapGet("/readyz", (IMessageLog log, IHostApplicationLifetime lifetime) =>
+            log.IsAvailable && !lifetime.ApplicationStopping.IsCancellationRequested
                 ? Results.Text("ready")
                 : Results.Text("not ready: the message store is unreachable or the server is stopping", statusCode: 503));
         return endpoints;

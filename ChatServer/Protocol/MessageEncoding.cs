@@ -6,8 +6,8 @@ namespace ChatServer.Protocol;
 
 /// <summary>
 /// Builds <c>message</c> objects. The instance writes everything but <c>seq</c> and <c>epoch</c>, which exist only once
-/// the store has numbered the message: it sends an object left open (<see cref="WritePrefix"/>) and the store closes it
-/// with <see cref="Complete"/> (or the same concatenation in Lua). So each message is serialized once, and every
+/// the store has numbered the message: it sends an object left open (<see cref="WritePrefix"/>) and the log closes it
+/// (<c>RoomEntry</c> owns that layout, in C# and in Lua). So each message is serialized once, and every
 /// instance forwards the stored bytes unchanged.
 /// </summary>
 internal static class MessageEncoding
@@ -32,7 +32,24 @@ internal static class MessageEncoding
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>The in-process twin of the Lua concatenation in <c>RedisRoomBus</c>.</summary>
-    public static byte[] Complete(ReadOnlySpan<byte> prefix, long seq, string epoch) =>
-        [.. prefix, .. System.Text.Encoding.UTF8.GetBytes($",\"seq\":{seq.ToString(CultureInfo.InvariantCulture)},\"epoch\":\"{epoch}\"}}")];
+    private static readonly byte[] s_tsField = ",\"ts\":\""u8.ToArray();
+
+    /// <summary>Reads back the <c>ts</c> that <see cref="WritePrefix"/> wrote into a stored message's JSON.</summary>
+    public static bool TryReadTimestamp(ReadOnlySpan<byte> messageJson, out DateTime storedAt)
+    {
+        storedAt = default;
+
+        // ts is written after text, and text is JSON-escaped, so the last ',"ts":"' is the real field.
+        var at = messageJson.LastIndexOf(s_tsField);
+        const int length = 24;   // the length of TimestampFormat's output
+        if (at < 0 || messageJson.Length < at + s_tsField.Length + length)
+        {
+            return false;
+        }
+
+        Span<char> text = stackalloc char[length];
+        return System.Text.Encoding.ASCII.GetChars(messageJson.Slice(at + s_tsField.Length, length), text) == length
+            && DateTime.TryParseExact(text, TimestampFormat, CultureInfo.InvariantCulture,
+                DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out storedAt);
+    }
 }

@@ -7,71 +7,161 @@ namespace ChatServer.Rooms;
 
 /// <summary>
 /// Who is in which room, across instances (protocol extension). Each instance counts its own connections per room
-/// and user, and tells the bus only about the first and the last; the bus keeps one entry per instance and user with an
-/// expiry that <see cref="RefreshAsync"/> renews. An instance that dies stops renewing, so its users drop out within
-/// <see cref="ChatOptions.PresenceTtl"/> plus one refresh interval, and the room hears that they left.
-/// Presence is best effort: a failure is logged and never fails the frame that caused it.
+/// and user, and tells the store only about the first and the last; the store keeps one entry per instance and user
+/// with an expiry that <see cref="RefreshAsync"/> renews. An instance that dies stops renewing, so its users drop out
+/// within <see cref="ChatOptions.PresenceTtl"/> plus one refresh interval, and the room hears that they left.
+/// Each (room, user) has a gate held from the count's change until the store has it (and the room heard it), so the
+/// store sees one user's joins and leaves in the order they happened, even from two connections at once; a refresh
+/// holds the gates of the entries it renews. Presence is best effort: a failure is logged and never fails a frame.
 /// </summary>
-internal sealed class PresenceTracker(IRoomBus bus, InstanceId instance, IOptions<ChatOptions> options, TimeProvider time,
-    ILogger<PresenceTracker> logger)
+internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel, InstanceId instance, IOptions<ChatOptions> options,
+    TimeProvider time, ILogger<PresenceTracker> logger)
 {
+    /// <summary>Renewals sent in one pipelined batch.</summary>
+    private const int RefreshBatch = 1_000;
+
     private readonly Lock _sync = new();
-    private readonly Dictionary<(string Room, string User), int> _local = [];
+    private readonly Dictionary<(string Room, string User), Slot> _slots = [];
     private readonly TimeSpan _ttl = options.Value.PresenceTtl;
 
-    public async Task JoinedAsync(string room, string user)
+    /// <summary>Counts one more connection of <paramref name="user"/> in <paramref name="room"/>; false if cancelled first (nothing counted).</summary>
+    public async Task<bool> JoinedAsync(string room, string user, CancellationToken cancellationToken)
     {
-        lock (_sync)
+        var slot = Hold(room, user);
+        try
         {
-            var count = _local.GetValueOrDefault((room, user)) + 1;
-            _local[(room, user)] = count;
-            if (count > 1)
-            {
-                return;
-            }
+            await slot.Gate.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            Unhold((room, user), slot);
+            return false;
         }
 
-        await RunAsync(room, user, present: true, () => bus.JoinPresenceAsync(room, instance.Value, user, time.GetUtcNow() + _ttl));
+        try
+        {
+            if (++slot.Connections == 1)
+            {
+                await RunAsync(room, user, present: true, () => store.JoinAsync(room, instance.Value, user, time.GetUtcNow() + _ttl));
+            }
+
+            return true;
+        }
+        finally
+        {
+            slot.Gate.Release();
+            Unhold((room, user), slot);
+        }
     }
 
+    /// <summary>Counts one connection fewer; call once for each <see cref="JoinedAsync"/> that returned true.</summary>
     public async Task LeftAsync(string room, string user)
     {
-        lock (_sync)
+        var slot = Hold(room, user);
+        await slot.Gate.WaitAsync(CancellationToken.None);   // a leave always completes
+        try
         {
-            var count = _local.GetValueOrDefault((room, user)) - 1;
-            if (count > 0)
+            if (--slot.Connections == 0)
             {
-                _local[(room, user)] = count;
-                return;
+                await RunAsync(room, user, present: false, () => store.LeaveAsync(room, instance.Value, user));
             }
-
-            _local.Remove((room, user));
         }
-
-        await RunAsync(room, user, present: false, () => bus.LeavePresenceAsync(room, instance.Value, user));
+        finally
+        {
+            slot.Gate.Release();
+            Unhold((room, user), slot);
+        }
     }
 
-    /// <summary>Renews this instance's entries (which also sweeps other instances' expired ones).</summary>
-    public async Task RefreshAsync()
+    /// <summary>
+    /// Renews this instance's entries (which also sweeps other instances' expired ones), pipelined in batches. An entry
+    /// whose gate is busy is skipped: the join or leave holding it is writing that entry right now.
+    /// </summary>
+    public async Task RefreshAsync(CancellationToken cancellationToken)
     {
-        (string Room, string User)[] entries;
+        List<((string Room, string User) Key, Slot Slot)> held;
         lock (_sync)
         {
-            entries = [.. _local.Keys];
+            held = [.. _slots.Where(s => s.Value.Connections > 0).Select(s => (s.Key, s.Value))];
+            held.ForEach(h => h.Slot.Holders++);
         }
 
-        foreach (var (room, user) in entries)
+        try
         {
-            await RunAsync(room, user, present: true, () => bus.JoinPresenceAsync(room, instance.Value, user, time.GetUtcNow() + _ttl));
+            foreach (var batch in held.Chunk(RefreshBatch))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                await RefreshBatchAsync(batch);
+            }
+        }
+        finally
+        {
+            held.ForEach(h => Unhold(h.Key, h.Slot));
         }
     }
 
     /// <summary>Members of <paramref name="room"/>, announcing any that had expired.</summary>
     public async Task<IReadOnlyList<string>> MembersAsync(string room)
     {
-        var (members, change) = await bus.MembersAsync(room);
+        var (members, change) = await store.MembersAsync(room);
         await AnnounceAsync(room, change, user: "", present: false);
         return members;
+    }
+
+    private async Task RefreshBatchAsync(((string Room, string User) Key, Slot Slot)[] batch)
+    {
+        var locked = batch.Where(h => h.Slot.Gate.Wait(0)).ToArray();
+        try
+        {
+            var renewing = locked.Where(h => h.Slot.Connections > 0).Select(h => h.Key).ToArray();
+            if (renewing.Length == 0)
+            {
+                return;
+            }
+
+            var changes = await store.RefreshAsync(renewing, instance.Value, time.GetUtcNow() + _ttl);
+            for (var i = 0; i < renewing.Length; i++)
+            {
+                await AnnounceAsync(renewing[i].Room, changes[i], renewing[i].User, present: true);
+            }
+        }
+        catch (StoreUnavailableException ex)
+        {
+            PresenceLog.Failed(logger, "(refresh)", ex);
+        }
+        finally
+        {
+            foreach (var (_, slot) in locked)
+            {
+                slot.Gate.Release();
+            }
+        }
+    }
+
+    private Slot Hold(string room, string user)
+    {
+        lock (_sync)
+        {
+            if (!_slots.TryGetValue((room, user), out var slot))
+            {
+                _slots[(room, user)] = slot = new Slot();
+            }
+
+            slot.Holders++;
+            return slot;
+        }
+    }
+
+    private void Unhold((string Room, string User) key, Slot slot)
+    {
+        lock (_sync)
+        {
+            if (--slot.Holders == 0 && slot.Connections == 0)
+            {
+                _slots.Remove(key);
+                slot.Dispose();
+            }
+        }
     }
 
     private async Task RunAsync(string room, string user, bool present, Func<Task<PresenceChange>> operation)
@@ -102,10 +192,20 @@ internal sealed class PresenceTracker(IRoomBus bus, InstanceId instance, IOption
     }
 
     private Task PublishAsync(string room, PresenceFrame frame) =>
-        bus.PublishAsync(room, RoomEntry.EncodeNotification("-", JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.PresenceFrame)));
+        channel.PublishAsync(room, RoomEntry.EncodeNotification("-", JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.PresenceFrame)));
 
     private Task PublishAsync(string room, NotificationFrame frame) =>
-        bus.PublishAsync(room, RoomEntry.EncodeNotification("-", JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.NotificationFrame)));
+        channel.PublishAsync(room, RoomEntry.EncodeNotification("-", JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.NotificationFrame)));
+
+    /// <summary>This instance's connections of one user in one room, and the gate that orders their store updates.</summary>
+    private sealed class Slot : IDisposable
+    {
+        public readonly SemaphoreSlim Gate = new(1, 1);
+        public int Connections;   // changed under Gate
+        public int Holders;       // under the tracker's lock: callers between Hold and Unhold
+
+        public void Dispose() => Gate.Dispose();
+    }
 }
 
 internal static partial class PresenceLog
@@ -127,7 +227,7 @@ internal sealed class PresenceRefresher(PresenceTracker tracker, IOptions<ChatOp
         {
             while (await timer.WaitForNextTickAsync(stoppingToken))
             {
-                await tracker.RefreshAsync();
+                await tracker.RefreshAsync(stoppingToken);
             }
         }
         catch (OperationCanceledException)

@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Globalization;
 using System.Text;
 
 namespace ChatServer.Rooms;
@@ -10,24 +11,32 @@ internal enum RoomEntryKind
 
     /// <summary>A join or leave notification (<c>n</c>), never stored.</summary>
     Notification,
-
-    /// <summary>
-    /// Made by an instance, never sent between them: messages up to <see cref="RoomEntry.Seq"/> of
-    /// <see cref="RoomEntry.Epoch"/> could not be delivered; the JSON is the <c>gap</c> frame.
-    /// </summary>
-    Gap,
 }
 
 /// <summary>
-/// What travels on a room's channel and sits in its history list. A stored message is
+/// The one owner of an entry's byte layout: what travels on a room's channel and sits in its log. A stored message is
 /// <c>m &lt;seq&gt; &lt;epoch&gt; &lt;message json&gt;</c>; a notification (published, never stored) is
 /// <c>n &lt;origin connection id&gt; &lt;notification json&gt;</c>. The header lets an instance order, de-duplicate and
-/// route an entry without parsing its JSON, whose bytes go to clients unchanged.
+/// route an entry without parsing its JSON, whose bytes go to clients unchanged. The message JSON arrives open (see
+/// <c>MessageEncoding.WritePrefix</c>): the log closes it with <c>seq</c> and <c>epoch</c>, in C#
+/// (<see cref="EncodeMessage"/>) or in Lua (<see cref="LuaEncodeMessage"/>), which must agree byte for byte.
 /// </summary>
 internal readonly record struct RoomEntry(RoomEntryKind Kind, long Seq, string Epoch, string Origin, ReadOnlyMemory<byte> Json)
 {
-    public static byte[] EncodeMessage(long seq, string epoch, ReadOnlySpan<byte> json) =>
-        [.. Encoding.ASCII.GetBytes($"m {seq} {epoch} "), .. json];
+    /// <summary>
+    /// The Lua expression that builds a stored message from the locals <c>seq</c> and <c>epoch</c> and the open message
+    /// JSON in <c>ARGV[1]</c>: the twin of <see cref="EncodeMessage"/>. Lua numbers print as integers up to 2^53.
+    /// </summary>
+    public const string LuaEncodeMessage =
+        """'m ' .. seq .. ' ' .. epoch .. ' ' .. ARGV[1] .. ',"seq":' .. seq .. ',"epoch":"' .. epoch .. '"}'""";
+
+    /// <summary>A stored message: the header, then <paramref name="openJson"/> closed with <c>seq</c> and <c>epoch</c>.</summary>
+    public static byte[] EncodeMessage(ReadOnlySpan<byte> openJson, long seq, string epoch)
+    {
+        var number = seq.ToString(CultureInfo.InvariantCulture);
+        return [.. Encoding.ASCII.GetBytes($"m {number} {epoch} "), .. openJson,
+            .. Encoding.ASCII.GetBytes($",\"seq\":{number},\"epoch\":\"{epoch}\"}}")];
+    }
 
     public static byte[] EncodeNotification(string origin, ReadOnlySpan<byte> json) =>
         [.. Encoding.UTF8.GetBytes($"n {origin} "), .. json];

@@ -23,6 +23,9 @@ internal static partial class RoomLog
     [LoggerMessage(208, LogLevel.Information, "Room {Room}: caught up {Count} message(s) from history after a reconnect.")]
     public static partial void CaughtUp(ILogger logger, string room, long count);
 
+    [LoggerMessage(209, LogLevel.Warning, "Room {Room}: reading seq {From}..{To} from history failed; retrying before anything later is delivered.")]
+    public static partial void RepairDeferred(ILogger logger, string room, long from, long to, Exception exception);
+
     [LoggerMessage(203, LogLevel.Debug, "Room {Room}: first local member; subscribed.")]
     public static partial void Subscribed(ILogger logger, string room);
 

@@ -1,55 +1,45 @@
 using System.Collections.Concurrent;
 using ChatServer.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace ChatServer.Rooms;
 
 /// <summary>
-/// The rooms this instance serves. An instance subscribes to a room's channel when its first local member joins and
-/// unsubscribes when its last one leaves, so it carries no traffic for rooms it does not serve. Each room has its own
-/// gate, so a slow subscribe in one room never holds up another.
+/// The rooms this instance serves, one <see cref="RoomFeed"/> each. A feed subscribes to its room's channel when its
+/// first local member joins and unsubscribes when its last one leaves, so an instance carries no traffic for rooms it
+/// does not serve. Each feed has its own gate, so a slow subscribe in one room never holds up another.
 /// </summary>
-internal sealed class RoomRegistry(IRoomBus bus, ChatMetrics metrics, ILogger<RoomRegistry> logger)
+internal sealed class RoomRegistry(IMessageLog log, IRoomChannel channel, IOptions<ChatOptions> options, ChatMetrics metrics,
+    TimeProvider time, ILogger<RoomFeed> logger) : IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, Room> _rooms = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, RoomFeed> _rooms = new(StringComparer.Ordinal);
+    private readonly RoomFeedSettings _settings = new(options.Value.HistoryLength, options.Value.RepairRetryDelay);
 
     /// <summary>Rooms with at least one local member (or being joined).</summary>
     public int RoomCount => _rooms.Count;
 
-    /// <summary>Adds <paramref name="member"/> to its room, subscribing first if needed; entries flow to it on return.</summary>
-    public async Task JoinAsync(RoomMember member)
+    /// <summary>A snapshot of the rooms served now.</summary>
+    public IReadOnlyList<RoomFeed> Rooms => [.. _rooms.Values];
+
+    /// <summary>
+    /// Joins <paramref name="member"/> to its room (see <see cref="RoomFeed.AddAsync"/>): <paramref name="ack"/> builds
+    /// its ack from what was read, and live entries follow it. Throws <see cref="StoreUnavailableException"/>, changing nothing.
+    /// </summary>
+    public async Task JoinAsync(RoomMember member, JoinRequest request, Func<LogSlice, byte[]> ack, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var room = _rooms.GetOrAdd(member.Room, static name => new Room(name));
-            await room.Gate.WaitAsync();
+            var feed = _rooms.GetOrAdd(member.Room, name => new RoomFeed(name, log, channel, _settings, metrics, time, logger));
             try
             {
-                if (room.Removed)
+                if (await feed.AddAsync(member, request, ack, cancellationToken))
                 {
-                    continue;   // lost a race with the last leaver; a fresh Room is (or will be) in the map
+                    return;
                 }
-
-                if (room.Subscription is null)
-                {
-                    try
-                    {
-                        room.Subscription = await bus.SubscribeAsync(room.Name, room.Deliver);
-                        RoomLog.Subscribed(logger, room.Name);
-                        metrics.RoomSubscribed();
-                    }
-                    catch when (room.Count == 0)
-                    {
-                        Forget(room);
-                        throw;
-                    }
-                }
-
-                room.Add(member);
-                return;
             }
             finally
             {
-                room.Gate.Release();
+                Forget(feed);
             }
         }
     }
@@ -57,37 +47,27 @@ internal sealed class RoomRegistry(IRoomBus bus, ChatMetrics metrics, ILogger<Ro
     public async Task LeaveAsync(RoomMember member)
     {
         member.MarkLeft();
-        if (!_rooms.TryGetValue(member.Room, out var room))
+        if (_rooms.TryGetValue(member.Room, out var feed))
         {
-            return;
-        }
-
-        await room.Gate.WaitAsync();
-        try
-        {
-            if (room.Remove(member) > 0 || room.Removed)
-            {
-                return;
-            }
-
-            Forget(room);
-            if (room.Subscription is { } subscription)
-            {
-                room.Subscription = null;
-                await subscription.DisposeAsync();
-                RoomLog.Unsubscribed(logger, room.Name);
-                metrics.RoomUnsubscribed();
-            }
-        }
-        finally
-        {
-            room.Gate.Release();
+            await feed.RemoveAsync(member);
+            Forget(feed);
         }
     }
 
-    private void Forget(Room room)
+    public async ValueTask DisposeAsync()
     {
-        room.Removed = true;
-        _rooms.TryRemove(KeyValuePair.Create(room.Name, room));
+        foreach (var feed in _rooms.Values)
+        {
+            await feed.DisposeAsync();
+        }
+    }
+
+    /// <summary>Drops a retired feed from the map (a fresh one serves the next joiner).</summary>
+    private void Forget(RoomFeed feed)
+    {
+        if (feed.IsRetired)
+        {
+            _rooms.TryRemove(KeyValuePair.Create(feed.Name, feed));
+        }
     }
 }

@@ -1,0 +1,60 @@
+namespace ChatServer.Rooms;
+
+/// <summary>
+/// Where a room's messages are numbered and kept: the newest <c>HistoryLength</c> of them, with contiguous <c>seq</c>
+/// values ending at the head, in one generation (<c>epoch</c>) until the store loses its data. Appending also announces
+/// the entry on the room's channel, in the same atomic step, so channel order is <c>seq</c> order on every instance.
+/// Every read is ranged (it costs what it returns) and returns the head with it, read in the same atomic step; a read
+/// of a room that has no epoch yet starts one. Operations throw <see cref="StoreUnavailableException"/> when they cannot run.
+/// </summary>
+internal interface IMessageLog
+{
+    /// <summary>Whether messages can be stored now (<c>/readyz</c>).</summary>
+    bool IsAvailable { get; }
+
+    /// <summary>Numbers, stores, trims and publishes one message. <paramref name="openJson"/>: see <c>MessageEncoding</c>.</summary>
+    Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson);
+
+    /// <summary>The newest <paramref name="count"/> messages (0: the head alone).</summary>
+    Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken);
+
+    /// <summary>The newest <paramref name="count"/> messages with a <c>seq</c> below <paramref name="before"/>.</summary>
+    Task<LogSlice> ReadBeforeAsync(string room, long before, int count, CancellationToken cancellationToken);
+
+    /// <summary>The oldest <paramref name="count"/> messages with a <c>seq</c> above <paramref name="after"/>.</summary>
+    Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// A range of a room's log and where the log stands, read together: <see cref="Epoch"/>, the last <c>seq</c> handed out
+/// (<see cref="Head"/>), the oldest one still kept (<see cref="First"/>; <c>Head + 1</c> when nothing is kept) and the
+/// range's <see cref="Messages"/>, oldest first, contiguous.
+/// </summary>
+internal sealed record LogSlice(string Epoch, long Head, long First, IReadOnlyList<RoomEntry> Messages)
+{
+    /// <summary>The last <c>seq</c> this slice accounts for: its last message, or the head when it holds none.</summary>
+    public long End => Messages.Count > 0 ? Messages[^1].Seq : Head;
+
+    /// <summary>Whether the slice holds everything the log keeps, from <see cref="First"/> to <see cref="Head"/>.</summary>
+    public bool IsWhole => Messages.Count == Head - First + 1 && (Messages.Count == 0 || Messages[0].Seq == First);
+
+    /// <summary>The range arithmetic every log shares: which <c>seq</c> values a read returns, from where the log stands.</summary>
+    public static (long From, long To) Range(LogRead read, long position, long count, long first, long head)
+    {
+        if (read == LogRead.After)
+        {
+            var from = Math.Max(first, position + 1);
+            return (from, Math.Min(head, from + count - 1));
+        }
+
+        var to = read == LogRead.Before ? Math.Min(head, position - 1) : head;
+        return (Math.Max(first, to - count + 1), to);
+    }
+}
+
+internal enum LogRead
+{
+    Latest,
+    Before,
+    After,
+}

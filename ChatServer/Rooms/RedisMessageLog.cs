@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using ChatServer.Hosting;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace ChatServer.Rooms;
+
+/// <summary>
+/// The log on Redis: a hash (<c>seq</c>, <c>epoch</c>) and a capped list per room. One script numbers, stores, trims
+/// and publishes each message, so history order, <c>seq</c> order and channel order agree on every instance however
+/// many senders write at once. The list holds contiguous <c>seq</c> values ending at the head, so a range of seqs is a
+/// range of list indexes: reads compute it and <c>LRANGE</c> only that, in the script that reads the head.
+/// </summary>
+internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, ChatMetrics metrics)
+    : IMessageLog
+{
+    // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel, PUBLISH or
+    // SPUBLISH. One script text for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has
+    // the room's hash tag, so SPUBLISH from the script stays in the slot the keys routed it to.
+    private const string AppendScript = $$"""
+        local epoch = redis.call('HGET', KEYS[1], 'epoch')
+        if not epoch then
+          epoch = ARGV[3]
+          redis.call('HSET', KEYS[1], 'epoch', epoch)
+        end
+        local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+        local entry = {{RoomEntry.LuaEncodeMessage}}
+        redis.call('RPUSH', KEYS[2], entry)
+        redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+        redis.call(ARGV[5], ARGV[4], entry)
+        return {seq, epoch}
+        """;
+
+    // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count. A room read
+    // for the first time (or after Redis lost its data) gets its epoch here, so an ack can name it before any message
+    // exists. The range arithmetic is LogSlice.Range's; the list's first index holds seq `first`.
+    private const string ReadScript = """
+        local epoch = redis.call('HGET', KEYS[1], 'epoch')
+        if not epoch then
+          epoch = ARGV[1]
+          redis.call('HSET', KEYS[1], 'epoch', epoch)
+        end
+        local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+        local first = head - redis.call('LLEN', KEYS[2]) + 1
+        local position, count = tonumber(ARGV[3]), tonumber(ARGV[4])
+        local from, to
+        if ARGV[2] == 'After' then
+          from = math.max(first, position + 1)
+          to = math.min(head, from + count - 1)
+        else
+          to = head
+          if ARGV[2] == 'Before' then to = math.min(head, position - 1) end
+          from = math.max(first, to - count + 1)
+        end
+        local items = {}
+        if count > 0 and to >= from then
+          items = redis.call('LRANGE', KEYS[2], from - first, to - first)
+        end
+        return {epoch, head, first, items}
+        """;
+
+    private readonly int _historyLength = options.Value.HistoryLength;
+
+    public bool IsAvailable => connection.IsConnected;
+
+    public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
+            [keys.Meta(room), keys.History(room)],
+            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand]));
+        metrics.ScriptCompleted(started);
+        var parts = (RedisResult[])result!;
+        return ((long)parts[0], (string)parts[1]!);
+    }
+
+    public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken) =>
+        ReadAsync(room, LogRead.Latest, 0, count, cancellationToken);
+
+    public Task<LogSlice> ReadBeforeAsync(string room, long before, int count, CancellationToken cancellationToken) =>
+        ReadAsync(room, LogRead.Before, before, count, cancellationToken);
+
+    public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken) =>
+        ReadAsync(room, LogRead.After, after, count, cancellationToken);
+
+    private async Task<LogSlice> ReadAsync(string room, LogRead read, long position, long count, CancellationToken cancellationToken)
+    {
+        // Lua numbers are doubles: keep positions well inside 2^53.
+        position = Math.Clamp(position, 0, 1L << 50);
+        var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReadScript,
+            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count]).WaitAsync(cancellationToken));
+        var parts = (RedisResult[])result!;
+        var stored = (RedisResult[])parts[3]!;
+        var messages = new List<RoomEntry>(stored.Length);
+        foreach (var item in stored)
+        {
+            if (RoomEntry.TryParse((byte[])item!, out var entry) && entry.Kind == RoomEntryKind.Message)
+            {
+                messages.Add(entry);
+            }
+        }
+
+        return new LogSlice((string)parts[0]!, (long)parts[1], (long)parts[2], messages);
+    }
+}
