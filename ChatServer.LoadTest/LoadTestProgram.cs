@@ -4,19 +4,22 @@ using System.Text.Json;
 namespace ChatServer.LoadTest;
 
 /// <summary>
-/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle [options]</c>; see <see cref="Usage"/> and
+/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle|history|coldstart [options]</c>; see <see cref="Usage"/> and
 /// docs/benchmarks.md. Progress goes to the console, a table at the end, and the results to a JSON file.
 /// </summary>
 internal static class LoadTestProgram
 {
     private const string Usage = """
-        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history> [options]
+        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|coldstart> [options]
 
         Where the servers are (one of):
           --start-servers N     start N ChatServer instances (and a redis-server) here, stop them at the end
           --url ws://host/ws    a running instance (repeat for several); --server-pid PID to read its CPU/RSS
         Common:
-          --server-dll PATH     the ChatServer.dll to start (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
+          --server-dll PATH     the ChatServer.dll to start with dotnet (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
+          --server-exe PATH     a native ChatServer executable to start instead (the Native AOT publish output)
+          --aot                 publish the server as the Dockerfile does (Native AOT) into ChatServer/bin/aot and start that
+          --in-process          start our servers without Redis (in-process bus); the peer still gets the Redis
           --server-env K=V      extra environment for started servers (repeatable), e.g. DOTNET_gcServer=0
           --out FILE            JSON results (default: loadtest-<mode>-<time>.json)
           --peer                then the same scenario against the Node peer (../shared/peers/node-ws-chat, laid out in a
@@ -33,11 +36,13 @@ internal static class LoadTestProgram
           --history-lengths L1,L2 (100,10000)  with --start-servers 1: one server per length, Chat__HistoryLength=L,
                                 each room filled to L; with --url: one length, the server's own HistoryLength
           --samples N (200)     timed round trips of each read: newest page of 50, a middle page, a 5-message catch-up
+        coldstart (process start to the first 200 from /readyz; one instance at a time; one uncounted warm-up start each):
+          --runs N (7)          start and stop ours N times (with --peer: ours, then the peer, N times, alternating)
         """;
 
     private static async Task<int> Main(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history"))
+        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history" or "coldstart"))
         {
             await Console.Error.WriteLineAsync(Usage);
             return 2;
@@ -54,11 +59,17 @@ internal static class LoadTestProgram
 
         var output = Console.Out;
         await using var processes = new LocalProcesses(output);
+        var server = options.Aot ? await NativeBuild.PublishAsync(output, cancel.Token) : options.Server;
+        if (mode == "coldstart")
+        {
+            return await ColdStartsAsync(options, server, processes, output, args, cancel.Token);
+        }
+
         var urls = options.Urls.Select(u => new Uri(u)).ToList();
         var pids = options.ServerPid is { } pid ? new List<int> { pid } : [];
         if (mode == "history")
         {
-            return await RunHistoryAsync(args, options, processes, urls, output, cancel.Token);
+            return await RunHistoryAsync(args, options, server, processes, urls, output, cancel.Token);
         }
 
         if (options.Peer && options.StartServers == 0)
@@ -70,7 +81,7 @@ internal static class LoadTestProgram
         if (options.StartServers > 0)
         {
             await processes.StartRedisAsync(cancel.Token);
-            await processes.StartServersAsync(options.StartServers, options.ServerDll, $"127.0.0.1:{processes.RedisPort}",
+            await processes.StartServersAsync(options.StartServers, server, options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}",
                 options.ServerEnvironment, cancel.Token);
             urls = [.. processes.Servers.Select(s => s.Url)];
             pids = [.. processes.Servers.Select(s => s.ProcessId)];
@@ -107,6 +118,73 @@ internal static class LoadTestProgram
         }
 
         await WriteReportAsync(args, options, report, output, cancel.Token);
+        return 0;
+    }
+
+    /// <summary>
+    /// Cold start alone: one instance at a time is started, timed to its first 200 from <c>/readyz</c>, and stopped;
+    /// with <c>--peer</c> the peer is started right after each of ours, so both see the same machine load.
+    /// </summary>
+    private static async Task<int> ColdStartsAsync(Options options, string server, LocalProcesses processes, TextWriter output,
+        string[] args, CancellationToken cancellationToken)
+    {
+        await processes.StartRedisAsync(cancellationToken);
+        var redis = options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}";
+        var report = new LoadTestReport
+        {
+            Mode = "coldstart",
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            Ours = new ScenarioReport { Server = $"ChatServer ({Path.GetFileName(server)}, {(redis is null ? "in-process" : "Redis")})" },
+            Peer = options.Peer ? new ScenarioReport { Server = "node-ws-chat (Redis)" } : null,
+        };
+
+        await output.WriteLineAsync($"cold start of {server}, {options.Runs} runs{(options.Peer ? ", each followed by the peer" : "")}");
+        // One start of each, not counted: the first requests of this tool's own HTTP client are JIT-compiled, which
+        // would be billed to whichever server is first.
+        for (var run = -1; run < options.Runs; run++)
+        {
+            if (run == -1)
+            {
+                await output.WriteLineAsync("warm-up starts (not counted):");
+            }
+
+            await processes.StartServersAsync(1, server, redis, options.ServerEnvironment, cancellationToken);
+            if (run >= 0)
+            {
+                report.Ours.ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
+            }
+
+            await processes.StopServersAsync();
+            if (report.Peer is not null)
+            {
+                await processes.StartPeersAsync(1, options.PeerDirectory, cancellationToken);
+                if (run >= 0)
+                {
+                    report.Peer.ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
+                }
+
+                await processes.StopServersAsync();
+            }
+        }
+
+        output.WriteLine();
+        output.WriteLine("| server | runs ms | median ms | min–max ms |");
+        output.WriteLine("|---|---|---:|---:|");
+        foreach (var scenario in new[] { report.Ours, report.Peer }.OfType<ScenarioReport>())
+        {
+            var runs = scenario.ColdStartsMs;
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {scenario.Server} | {string.Join(", ", runs.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} | {Median(runs):F0} | {runs.Min():F0}–{runs.Max():F0} |"));
+        }
+
+        if (report.Peer is not null)
+        {
+            PrintRatios(output, report.Ours, report.Peer);
+        }
+
+        await WriteReportAsync(args, options, report, output, cancellationToken);
         return 0;
     }
 
@@ -186,7 +264,7 @@ internal static class LoadTestProgram
         values.Count == 0 ? null : values.Order().ElementAt(values.Count / 2);
 
     /// <summary>History cost: one server per <c>HistoryLength</c> (started here, or the one at <c>--url</c>), a room filled to it.</summary>
-    private static async Task<int> RunHistoryAsync(string[] args, Options options, LocalProcesses processes, List<Uri> urls,
+    private static async Task<int> RunHistoryAsync(string[] args, Options options, string server, LocalProcesses processes, List<Uri> urls,
         TextWriter output, CancellationToken cancellationToken)
     {
         var lengths = options.HistoryLengths.Count > 0 ? options.HistoryLengths : [100, 10_000];
@@ -215,7 +293,7 @@ internal static class LoadTestProgram
             if (options.StartServers > 0)
             {
                 var environment = new Dictionary<string, string>(options.ServerEnvironment) { ["Chat__HistoryLength"] = $"{length}" };
-                await processes.StartServersAsync(1, options.ServerDll, $"127.0.0.1:{processes.RedisPort}", environment, cancellationToken);
+                await processes.StartServersAsync(1, server, $"127.0.0.1:{processes.RedisPort}", environment, cancellationToken);
                 url = processes.Servers[^1].Url;
             }
 

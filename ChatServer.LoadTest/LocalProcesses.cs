@@ -7,8 +7,8 @@ using System.Text;
 namespace ChatServer.LoadTest;
 
 /// <summary>
-/// What the tool started itself: a <c>redis-server</c> on a free loopback port, ChatServer instances from the built
-/// <c>ChatServer.dll</c> and, for <c>--peer</c>, instances of the Node peer; each a child process stopped by its process
+/// What the tool started itself: a <c>redis-server</c> on a free loopback port, ChatServer instances (the built
+/// <c>ChatServer.dll</c> under <c>dotnet</c>, or a native executable such as the Native AOT publish output) and, for <c>--peer</c>, instances of the Node peer; each a child process stopped by its process
 /// id when the run ends (or when <see cref="StopServersAsync"/> makes room for the next implementation).
 /// </summary>
 internal sealed class LocalProcesses : IAsyncDisposable
@@ -55,28 +55,51 @@ internal sealed class LocalProcesses : IAsyncDisposable
 
     /// <summary>
     /// Starts <paramref name="count"/> instances on free ports, all at once, and waits for each one's <c>/readyz</c>;
-    /// the time from process start to the first 200 is its cold start.
+    /// the time from process start to the first 200 is its cold start. <paramref name="server"/> is a
+    /// <c>ChatServer.dll</c> (run with <c>dotnet</c>) or a native executable; <paramref name="redis"/> <c>null</c>
+    /// starts them on the in-process bus.
     /// </summary>
-    public async Task StartServersAsync(int count, string serverDll, string redis, IReadOnlyDictionary<string, string> environment,
+    public async Task StartServersAsync(int count, string server, string? redis, IReadOnlyDictionary<string, string> environment,
         CancellationToken cancellationToken)
     {
         var pending = new List<Task<StartedServer>>();
         for (var i = 0; i < count; i++)
         {
-            pending.Add(StartServerAsync(serverDll, redis, environment, cancellationToken));
+            pending.Add(StartServerAsync(server, redis, environment, cancellationToken));
         }
 
         Servers.AddRange(await Task.WhenAll(pending));
     }
 
-    private Task<StartedServer> StartServerAsync(string serverDll, string redis, IReadOnlyDictionary<string, string> environment,
+    private Task<StartedServer> StartServerAsync(string server, string? redis, IReadOnlyDictionary<string, string> environment,
         CancellationToken cancellationToken)
     {
         var port = FreePort();
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(serverDll);
+        var managed = server.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        var info = new ProcessStartInfo(managed ? "dotnet" : server)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        if (managed)
+        {
+            info.ArgumentList.Add(server);
+        }
+
         info.Environment["PORT"] = Invariant(port);
-        info.Environment["Redis__Configuration"] = redis;
+        if (redis is null)
+        {
+            foreach (var inherited in new[] { "Redis__Configuration", "REDISHOST", "REDISPORT" })
+            {
+                info.Environment.Remove(inherited);
+            }
+        }
+        else
+        {
+            info.Environment["Redis__Configuration"] = redis;
+        }
+
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         // Load runs send far above a person's rate from each connection, and open more than the default cap.
         info.Environment["Chat__RateLimitPerSecond"] = "100000";

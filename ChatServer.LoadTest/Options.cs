@@ -11,7 +11,17 @@ internal sealed class Options
 
     public int? ServerPid { get; private set; }
 
-    public string ServerDll { get; private set; } = DefaultServerDll();
+    /// <summary>The server to start: a <c>ChatServer.dll</c> (run with <c>dotnet</c>) or a native executable.</summary>
+    public string Server { get; private set; } = DefaultServerDll();
+
+    /// <summary>Publish the server as the Dockerfile does (Native AOT) and start that executable.</summary>
+    public bool Aot { get; private set; }
+
+    /// <summary>Start our servers on the in-process bus (no Redis); the peer, which needs Redis, keeps it.</summary>
+    public bool InProcess { get; private set; }
+
+    /// <summary>coldstart: how many times each implementation is started.</summary>
+    public int Runs { get; private set; } = 7;
 
     public Dictionary<string, string> ServerEnvironment { get; } = [];
 
@@ -71,6 +81,18 @@ internal sealed class Options
                 continue;
             }
 
+            if (name == "--aot")
+            {
+                options.Aot = true;
+                continue;
+            }
+
+            if (name == "--in-process")
+            {
+                options.InProcess = true;
+                continue;
+            }
+
             if (i + 1 >= args.Length)
             {
                 throw new ArgumentException($"{name} needs a value.");
@@ -82,7 +104,8 @@ internal sealed class Options
                 case "--url": options.Urls.Add(value); break;
                 case "--start-servers": options.StartServers = Int(value); break;
                 case "--server-pid": options.ServerPid = Int(value); break;
-                case "--server-dll": options.ServerDll = Path.GetFullPath(value); break;
+                case "--server-dll" or "--server-exe": options.Server = Path.GetFullPath(value); break;
+                case "--runs": options.Runs = Int(value); break;
                 case "--server-env":
                     var (key, setting) = value.Split('=', 2) is [var k, var v] ? (k, v) : throw new ArgumentException("--server-env takes KEY=VALUE.");
                     options.ServerEnvironment[key] = setting;
@@ -127,7 +150,7 @@ internal sealed class Options
         Path.GetFullPath(Path.Combine(RepositoryRoot() ?? ".", "..", "shared", "peers", "node-ws-chat"));
 
     /// <summary>Walks up to the repository (Chat.sln) from the tool's output folder.</summary>
-    private static string? RepositoryRoot()
+    internal static string? RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

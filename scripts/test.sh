@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite: bash scripts/test.sh
-# Installs what the tests need when it is missing and we are root (redis-server, chromium and npm from Debian's
-# packages; wscat from npm into tools/), builds,
+# Installs what the tests need when it is missing and we are root (redis-server, chromium, npm, clang and zlib1g-dev
+# from Debian's packages; wscat from npm into tools/), builds,
 # runs every test, and ends with one line: "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: redis-server (unless CHAT_TEST_REDIS names a Redis), chromium for the browser tests, npm for wscat.
+# Debian packages: redis-server (unless CHAT_TEST_REDIS names a Redis), chromium for the browser tests, npm for wscat,
+# and the native toolchain Native AOT links with (clang, zlib1g-dev), which the Dockerfile's -aot SDK image has: the
+# published-output test runs the Dockerfile's publish command.
 missing=()
+if ! command -v clang >/dev/null 2>&1; then
+  missing+=(clang)
+fi
+if ! dpkg -s zlib1g-dev >/dev/null 2>&1 && [ ! -e /usr/include/zlib.h ]; then
+  missing+=(zlib1g-dev)
+fi
 if [ -z "${CHAT_TEST_REDIS:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
 fi

@@ -12,9 +12,11 @@ namespace ChatServer.Tests.Surface;
 /// fresh folder (the build context, without bin/ and obj/), runs its <c>RUN dotnet …</c> commands there word for word
 /// (only the output folder differs) with an empty NuGet package folder of their own, as on a clean image builder
 /// (a package that only this machine's cache holds, or one the restore forgot, fails here as it would in
-/// <c>docker build</c>), and starts the published output the way its <c>ENTRYPOINT</c> does, with the
-/// environment the image and Cloud Run give it (<c>PORT</c>, <c>REDISHOST</c>/<c>REDISPORT</c>,
-/// <c>DOTNET_RUNNING_IN_CONTAINER</c>). If the Dockerfile changes, this test runs the changed command.
+/// <c>docker build</c>), and starts the published output (a Native AOT executable) the way its <c>ENTRYPOINT</c>
+/// does, with the environment the image and Cloud Run give it (<c>PORT</c>, <c>REDISHOST</c>/<c>REDISPORT</c>,
+/// <c>DOTNET_RUNNING_IN_CONTAINER</c>): once on Redis, once on the in-process bus. If the Dockerfile changes, this
+/// test runs the changed command. The native toolchain the publish links with (clang, zlib1g-dev) is what the
+/// build stage's <c>-aot</c> SDK image adds; scripts/test.sh installs it here.
 /// </summary>
 [NonParallelizable]
 public sealed partial class PublishedOutputTests
@@ -22,29 +24,32 @@ public sealed partial class PublishedOutputTests
     private static readonly string[] s_severities = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 
     [Test]
-    public void Dockerfile_builds_in_the_sdk_image_and_runs_only_the_published_output_as_a_non_root_user()
+    public void Dockerfile_builds_in_the_aot_sdk_image_and_runs_only_the_native_output_on_runtime_deps_as_a_non_root_user()
     {
         var dockerfile = File.ReadAllText(RepositoryFiles.PathOf("Dockerfile"));
         var stages = FromLine().Matches(dockerfile).Select(m => m.Groups[1].Value).ToList();
 
         Assert.That(stages, Has.Count.EqualTo(2));
-        Assert.That(stages[0], Does.StartWith("mcr.microsoft.com/dotnet/sdk:10.0"));
-        Assert.That(stages[1], Does.StartWith("mcr.microsoft.com/dotnet/aspnet:10.0"));
+        Assert.That(stages[0], Does.StartWith("mcr.microsoft.com/dotnet/sdk:10.0").And.EndWith("-aot"), "the SDK variant with the native toolchain");
+        Assert.That(stages[1], Does.StartWith("mcr.microsoft.com/dotnet/runtime-deps:10.0"), "a native executable needs no .NET runtime");
+        Assert.That(stages[1], Does.EndWith(stages[0].Split('-')[^2]), "the same distribution release as the build, for its C library");
         var final = dockerfile[dockerfile.LastIndexOf("FROM ", StringComparison.Ordinal)..];
         Assert.That(final, Does.Contain("COPY --from=build /app ./"));
         Assert.That(final, Does.Not.Match(@"(?m)^COPY (?!--from=build)"), "the final image gets nothing but the published output");
         Assert.That(final, Does.Match(@"(?m)^USER \$APP_UID\s*$"));
+        Assert.That(final, Does.Match(@"(?m)^WORKDIR /app\s*$"));
+        Assert.That(final, Does.Contain("ENTRYPOINT [\"/app/ChatServer\"]"));
         Assert.That(File.ReadAllText(RepositoryFiles.PathOf(".dockerignore")), Does.Contain("**/bin/").And.Contain("**/obj/").And.Contain("ChatServer.Tests/"));
     }
 
-    [Test, CancelAfter(300_000)]
+    [Test, CancelAfter(420_000)]
     public async Task Published_output_started_like_the_image_serves_health_the_page_and_chat_and_logs_json(CancellationToken cancellationToken)
     {
         var dockerfile = File.ReadAllText(RepositoryFiles.PathOf("Dockerfile"));
         var publish = PublishLine().Match(dockerfile);
         var entrypoint = JsonSerializer.Deserialize<string[]>(EntrypointLine().Match(dockerfile).Groups[1].Value)!;
         Assert.That(publish.Success, Is.True, "the Dockerfile has a RUN dotnet publish ... -o /app line");
-        Assert.That(entrypoint, Is.EqualTo(new[] { "dotnet", "ChatServer.dll" }));
+        Assert.That(entrypoint, Is.EqualTo(new[] { "/app/ChatServer" }));
 
         var output = Directory.CreateTempSubdirectory("chat-publish-");
         var context = Directory.CreateTempSubdirectory("chat-build-");
@@ -75,8 +80,16 @@ public sealed partial class PublishedOutputTests
 
             Assert.That(File.Exists(Path.Combine(output.FullName, "wwwroot", "index.html")), Is.True);
             Assert.That(Directory.Exists(Path.Combine(output.FullName, "ChatServer.Tests")), Is.False);
+            // Native AOT: one executable, no managed assemblies for a runtime to load, and its debug symbols kept out
+            // of the image.
+            Assert.That(File.ReadAllBytes(Path.Combine(output.FullName, "ChatServer"))[..4], Is.EqualTo("\u007fELF"u8.ToArray()));
+            Assert.That(Directory.GetFiles(output.FullName, "*.dll"), Is.Empty);
+            Assert.That(Directory.GetFiles(output.FullName, "*.dbg"), Is.Empty);
 
-            await RunPublishedAsync(output.FullName, entrypoint, cancellationToken);
+            // The ENTRYPOINT's path inside the image is the output folder here.
+            var executable = Path.Combine(output.FullName, Path.GetRelativePath("/app", entrypoint[0]));
+            await RunPublishedAsync(output.FullName, [executable, .. entrypoint[1..]], redis: true, cancellationToken);
+            await RunPublishedAsync(output.FullName, [executable, .. entrypoint[1..]], redis: false, cancellationToken);
         }
         finally
         {
@@ -113,10 +126,9 @@ public sealed partial class PublishedOutputTests
         }
     }
 
-    private static async Task RunPublishedAsync(string directory, string[] entrypoint, CancellationToken cancellationToken)
+    private static async Task RunPublishedAsync(string directory, string[] entrypoint, bool redis, CancellationToken cancellationToken)
     {
         var port = FreePort();
-        var redis = TestRedis.ConnectionString.Split(',')[0];
         var info = new ProcessStartInfo(entrypoint[0])
         {
             WorkingDirectory = directory,
@@ -129,17 +141,21 @@ public sealed partial class PublishedOutputTests
             info.ArgumentList.Add(argument);
         }
 
-        foreach (var inherited in new[] { "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "Redis__Configuration" })
+        foreach (var inherited in new[] { "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "Redis__Configuration", "REDISHOST", "REDISPORT" })
         {
             info.Environment.Remove(inherited);
         }
 
-        // What the aspnet image sets, then what Cloud Run and the deploy command set.
+        // What the runtime-deps image sets, then what Cloud Run and the deploy command set.
         info.Environment["DOTNET_RUNNING_IN_CONTAINER"] = "true";
         info.Environment["ASPNETCORE_HTTP_PORTS"] = "8080";
         info.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["REDISHOST"] = redis[..redis.LastIndexOf(':')];
-        info.Environment["REDISPORT"] = redis[(redis.LastIndexOf(':') + 1)..];
+        if (redis)
+        {
+            var endpoint = TestRedis.ConnectionString.Split(',')[0];
+            info.Environment["REDISHOST"] = endpoint[..endpoint.LastIndexOf(':')];
+            info.Environment["REDISPORT"] = endpoint[(endpoint.LastIndexOf(':') + 1)..];
+        }
 
         var stdout = new List<string>();
         var stderr = new List<string>();
@@ -154,7 +170,7 @@ public sealed partial class PublishedOutputTests
             using var http = new HttpClient { BaseAddress = baseUri };
             await WaitUntilHealthyAsync(http, server, cancellationToken);
 
-            Assert.That((await http.GetAsync("/readyz", cancellationToken)).StatusCode, Is.EqualTo(HttpStatusCode.OK), "Redis from REDISHOST/REDISPORT");
+            Assert.That((await http.GetAsync("/readyz", cancellationToken)).StatusCode, Is.EqualTo(HttpStatusCode.OK), redis ? "Redis from REDISHOST/REDISPORT" : "in-process");
             using var page = await http.GetAsync("/", cancellationToken);
             var html = await page.Content.ReadAsStringAsync(cancellationToken);
             Assert.That(page.Headers.GetValues("Content-Security-Policy").Single(), Does.Contain("connect-src 'self'"));
@@ -170,6 +186,13 @@ public sealed partial class PublishedOutputTests
             await using var client = await ChatClient.SignInAsync(socketUri, "alice", TestNames.Room("published"), cancellationToken);
             var sent = await client.RequestAsync(new { type = "sendMessage", text = "from the published build" }, cancellationToken);
             Assert.That(sent.Ok, Is.True, sent.Raw);
+            var message = await client.ExpectAsync(f => f.Type == "message", cancellationToken);
+            Assert.That((message.User, message.Text), Is.EqualTo(("alice", "from the published build")));
+
+            // The metrics pipeline (OpenTelemetry, the Prometheus exporter) works in the native build: the message
+            // just sent is counted.
+            var metrics = await http.GetStringAsync("/metrics", cancellationToken);
+            Assert.That(metrics, Does.Match(@"(?m)^chat_frames_received_total\{[^}]*type=""sendMessage""[^}]*\} 1\b"), metrics);
 
             // SIGTERM, as Cloud Run sends it: open sockets are closed with 1012 and the process exits cleanly.
             using (var kill = Process.Start("kill", ["-TERM", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
@@ -206,7 +229,8 @@ public sealed partial class PublishedOutputTests
             Assert.That(entry.RootElement.GetProperty("category").GetString(), Is.Not.Empty, line);
         }
 
-        Assert.That(lines, Has.Some.Contains("\"severity\":\"INFO\"").And.Contains("Rooms: Redis at").And.Contains("\"category\":\"ChatServer.Hosting.RedisConnection\""));
+        Assert.That(lines, Has.Some.Contains("\"severity\":\"INFO\"").And.Contains(redis ? "Rooms: Redis at" : "Rooms: in-process bus")
+            .And.Contains("\"category\":\"ChatServer.Hosting.RedisConnection\""));
         Assert.That(lines, Has.Some.Contains($"Now listening on: http://0.0.0.0:{port}"));
         Assert.That(stderr, Is.Empty);
     }

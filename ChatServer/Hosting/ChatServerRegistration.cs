@@ -1,6 +1,8 @@
+using System.Diagnostics.CodeAnalysis;
 using ChatServer.Connections;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 
@@ -22,8 +24,10 @@ internal static class ChatServerRegistration
         // Logging reads severity and message; elsewhere the default plain text, which people read better.
         if (string.Equals(builder.Configuration["DOTNET_RUNNING_IN_CONTAINER"], "true", StringComparison.OrdinalIgnoreCase))
         {
-            builder.Logging.AddConsole(console => console.FormatterName = CloudLoggingFormatter.FormatterName)
-                .AddConsoleFormatter<CloudLoggingFormatter, ConsoleFormatterOptions>();
+            // The formatter has no options, so it is registered directly: AddConsoleFormatter<,> would bind options
+            // for it through the reflection-based configuration binder, which trimming and Native AOT cannot keep.
+            builder.Logging.AddConsole(console => console.FormatterName = CloudLoggingFormatter.FormatterName);
+            builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ConsoleFormatter, CloudLoggingFormatter>());
         }
 
         var services = builder.Services;
@@ -69,7 +73,10 @@ internal static class ChatServerRegistration
     }
 
     /// <summary>Registers <typeparamref name="TRedis"/> when Redis is configured, else the in-process <typeparamref name="TInProcess"/>.</summary>
-    private static void AddBackend<TService, TRedis, TInProcess>(this IServiceCollection services)
+    /// <remarks>The annotations keep both implementations' constructors through trimming (Native AOT) for ActivatorUtilities.</remarks>
+    private static void AddBackend<TService,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TRedis,
+        [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TInProcess>(this IServiceCollection services)
         where TService : class
         where TRedis : TService
         where TInProcess : TService =>
