@@ -1,3 +1,4 @@
+using Microsoft.IdentityModel.Tokens;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -90,6 +91,7 @@ public sealed partial class PublishedOutputTests
             var executable = Path.Combine(output.FullName, Path.GetRelativePath("/app", entrypoint[0]));
             await RunPublishedAsync(output.FullName, [executable, .. entrypoint[1..]], redis: true, cancellationToken);
             await RunPublishedAsync(output.FullName, [executable, .. entrypoint[1..]], redis: false, cancellationToken);
+            await RunPublishedWithTokensAsync(output.FullName, [executable, .. entrypoint[1..]], cancellationToken);
         }
         finally
         {
@@ -233,6 +235,62 @@ public sealed partial class PublishedOutputTests
             .And.Contains("\"category\":\"ChatServer.Hosting.RedisConnection\""));
         Assert.That(lines, Has.Some.Contains($"Now listening on: http://0.0.0.0:{port}"));
         Assert.That(stderr, Is.Empty);
+    }
+
+    /// <summary>
+    /// Sign-in with tokens in the native build: discovery, the JWKS fetch and the signature check all run trimmed and
+    /// ahead-of-time compiled, against the tests' OIDC issuer (RS256 and ES256 tokens, and one it must refuse).
+    /// </summary>
+    private static async Task RunPublishedWithTokensAsync(string directory, string[] entrypoint, CancellationToken cancellationToken)
+    {
+        await using var issuer = await TestIssuer.StartAsync();
+        var port = FreePort();
+        var info = new ProcessStartInfo(entrypoint[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var inherited in new[] { "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "Redis__Configuration", "REDISHOST", "REDISPORT" })
+        {
+            info.Environment.Remove(inherited);
+        }
+
+        info.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        info.Environment["Auth__Authority"] = issuer.Authority;
+        info.Environment["Auth__Audience"] = TestIssuer.Audience;
+        info.Environment["Auth__RequireHttpsMetadata"] = "false";
+        using var server = Process.Start(info)!;
+        var output = new List<string>();
+        server.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.Add(e.Data); } } };
+        server.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.Add(e.Data); } } };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            var baseUri = new Uri($"http://127.0.0.1:{port}/");
+            using var http = new HttpClient { BaseAddress = baseUri };
+            await WaitUntilHealthyAsync(http, server, cancellationToken);
+            Assert.That(await http.GetStringAsync("/auth/config", cancellationToken), Does.Contain("\"required\":true"));
+
+            var socketUri = new UriBuilder(baseUri) { Scheme = "ws", Path = "/ws" }.Uri;
+            var room = TestNames.Room("published-auth");
+            foreach (var alg in new[] { SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256 })
+            {
+                await using var client = await ChatClient.ConnectAsync(socketUri, cancellationToken);
+                var auth = await client.RequestAsync(new { type = "auth", token = issuer.Mint("Alice Doe", alg: alg) }, cancellationToken);
+                Assert.That(auth.Ok, Is.True, $"{alg}: {auth.Raw}\n{string.Join('\n', output)}");
+                Assert.That(auth.User, Is.EqualTo("Alice Doe"));
+                Assert.That((await client.RequestAsync(new { type = "signin", room }, cancellationToken)).Ok, Is.True);
+                var sent = await client.RequestAsync(new { type = "sendMessage", text = alg }, cancellationToken);
+                Assert.That(sent.Ok, Is.True, sent.Raw);
+                Assert.That((await client.ExpectAsync(f => f.Type == "message", cancellationToken)).User, Is.EqualTo("Alice Doe"));
+            }
+
+            await using var mallory = await ChatClient.ConnectAsync(socketUri, cancellationToken);
+            var refused = await mallory.RequestAsync(new { type = "auth", token = issuer.MintWithBadSignature() }, cancellationToken);
+            Assert.That(refused.Ok, Is.False, refused.Raw);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync(CancellationToken.None);
+        }
     }
 
     private static async Task WaitUntilHealthyAsync(HttpClient http, Process server, CancellationToken cancellationToken)
