@@ -50,7 +50,6 @@ internal sealed class ChatConnection : IFrameSink
         _options = options;
         _logger = logger;
         _metrics = metrics;
-        RateLimiter = new SendRateLimiter(time, options.RateLimitPerSecond, options.RateLimitBurst);
         _outgoing = Channel.CreateBounded<ReadOnlyMemory<byte>>(new BoundedChannelOptions(options.OutgoingQueueCapacity)
         {
             SingleReader = true,
@@ -61,7 +60,6 @@ internal sealed class ChatConnection : IFrameSink
     /// <summary>Unique across instances; notifications name their origin with it.</summary>
     public string Id { get; }
 
-    public SendRateLimiter RateLimiter { get; }
 
     public WebSocketCloseStatus CloseStatus => (WebSocketCloseStatus)Volatile.Read(ref _closeStatus);
 

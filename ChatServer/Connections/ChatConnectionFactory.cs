@@ -45,7 +45,8 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
     {
         var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
         var connection = new ChatConnection(id, socket, wire, options.Value, time, metrics, _connectionLogger);
-        return new ChatSession(connection, registry, log, channel, presence, time, _sessionLogger, requestAborted,
+        var rateLimiter = new SendRateLimiter(time, options.Value.RateLimitPerSecond, options.Value.RateLimitBurst);
+        return new ChatSession(connection, rateLimiter, registry, log, channel, presence, time, _sessionLogger, requestAborted,
             lifetime.ApplicationStopping);
     }
 }

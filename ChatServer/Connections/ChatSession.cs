@@ -15,6 +15,7 @@ internal sealed class ChatSession : IDisposable
     private const string ClosingError = "The connection is closing; nothing was changed.";
 
     private readonly ChatConnection _connection;
+    private readonly SendRateLimiter _rateLimiter;
     private readonly RoomRegistry _registry;
     private readonly IMessageLog _log;
     private readonly IRoomChannel _channel;
@@ -28,14 +29,18 @@ internal sealed class ChatSession : IDisposable
     private bool _counted;   // presence counts this connection as _user in _member's room
     private bool _closed;
 
-    public ChatSession(ChatConnection connection, RoomRegistry registry, IMessageLog log, IRoomChannel channel, PresenceTracker presence,
-        TimeProvider time, ILogger logger, CancellationToken requestAborted, CancellationToken applicationStopping)
+    public ChatSession(ChatConnection connection, SendRateLimiter rateLimiter, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
+        PresenceTracker presence, TimeProvider time, ILogger logger, CancellationToken requestAborted, CancellationToken applicationStopping)
     {
-        (_connection, _registry, _log, _channel, _presence, _time, _logger) = (connection, registry, log, channel, presence, time, logger);
+        (_connection, _rateLimiter, _registry, _log, _channel, _presence, _time, _logger) =
+            (connection, rateLimiter, registry, log, channel, presence, time, logger);
         _cancellation = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, applicationStopping);
     }
 
     public ChatConnection Connection => _connection;
+
+    /// <summary>Takes one frame's token from this session's bucket (PROTOCOL.md, limits); false: refuse the frame.</summary>
+    public bool TryAcquireFrame() => _rateLimiter.TryAcquire();
 
     /// <summary>The connection's identity while authentication is on (PROTOCOL.md, "Authentication"); else <c>null</c>.</summary>
     public Auth.ConnectionAuth? Auth { get; set; }

@@ -30,7 +30,7 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
 
     private async Task DispatchCoreAsync(ChatSession session, WebSocketMessageType messageType, ReadOnlyMemory<byte> frame)
     {
-        if (!session.Connection.RateLimiter.TryAcquire())
+        if (!session.TryAcquireFrame())
         {
             // The frame's id when it parses, so a client can match the refusal to its request (PROTOCOL.md, limits).
             metrics.FrameRejected("rate_limit");

@@ -2,7 +2,7 @@ namespace ChatServer.Connections;
 
 /// <summary>
 /// A token bucket per connection: <c>burst</c> frames at once, refilled at <c>perSecond</c>. Driven by
-/// <see cref="TimeProvider"/> timestamps, so there is no timer per connection. Used by the receive loop only.
+/// <see cref="TimeProvider"/> timestamps, so there is no timer per connection. Owned by the session; only its frames, which arrive one at a time, use it.
 /// </summary>
 internal sealed class SendRateLimiter(TimeProvider time, int perSecond, int burst)
 {
