@@ -10,22 +10,15 @@ namespace ChatServer.Tests.Browser;
 /// issuer through the page's token-provider hook (<c>window.chatTokenProvider</c>, wwwroot/auth.js).
 /// </summary>
 [NonParallelizable]
-public sealed class AuthPageTests
+public sealed class AuthPageTests : BrowserTest
 {
-    private const float WaitMs = 20_000;
-
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
     private TestIssuer _issuer = null!;
     private ChatHost _hostA = null!;
     private ChatHost _hostB = null!;
-    private readonly List<IBrowserContext> _contexts = [];
-    private readonly List<string> _pageErrors = [];
 
     [OneTimeSetUp]
     public async Task StartAsync()
     {
-        (_playwright, _browser) = await Chromium.LaunchAsync();
         _issuer = await TestIssuer.StartAsync();
         _hostA = new ChatHost(TestRedis.ConnectionString, AuthFixture.Settings(_issuer));
         _hostB = new ChatHost(TestRedis.ConnectionString, AuthFixture.Settings(_issuer));
@@ -34,12 +27,6 @@ public sealed class AuthPageTests
     [OneTimeTearDown]
     public async Task StopAsync()
     {
-        if (_browser is not null)
-        {
-            await _browser.CloseAsync();
-        }
-
-        _playwright?.Dispose();
         if (_hostA is not null)
         {
             await _hostA.DisposeAsync();
@@ -54,20 +41,6 @@ public sealed class AuthPageTests
         {
             await _issuer.DisposeAsync();
         }
-    }
-
-    [TearDown]
-    public async Task ClosePagesAsync()
-    {
-        foreach (var context in _contexts)
-        {
-            await context.CloseAsync();
-        }
-
-        _contexts.Clear();
-        var errors = _pageErrors.ToList();
-        _pageErrors.Clear();
-        Assert.That(errors, Is.Empty, "uncaught errors in the page's scripts");
     }
 
     [Test, CancelAfter(60_000)]
@@ -140,18 +113,17 @@ public sealed class AuthPageTests
     private async Task<(IPage Page, ConcurrentQueue<string> Reasons)> OpenAsync(ChatHost host, Func<string, string?> tokens,
         CancellationToken cancellationToken)
     {
-        var context = await _browser.NewContextAsync(new() { ViewportSize = new() { Width = 760, Height = 560 } }).WaitAsync(cancellationToken);
-        _contexts.Add(context);
         var reasons = new ConcurrentQueue<string>();
-        await context.ExposeFunctionAsync<string, string?>("chatTestToken", reason =>
+        var page = await NewPageAsync(null, cancellationToken, async context =>
         {
-            reasons.Enqueue(reason);
-            return tokens(reason);
-        }).WaitAsync(cancellationToken);
-        // The operator's hook, as a deployment would set it in a script of its own before app.js.
-        await context.AddInitScriptAsync("window.chatTokenProvider = ({ reason }) => window.chatTestToken(reason);").WaitAsync(cancellationToken);
-        var page = await context.NewPageAsync().WaitAsync(cancellationToken);
-        page.PageError += (_, error) => _pageErrors.Add(error);
+            await context.ExposeFunctionAsync<string, string?>("chatTestToken", reason =>
+            {
+                reasons.Enqueue(reason);
+                return tokens(reason);
+            });
+            // The operator's hook, as a deployment would set it in a script of its own before app.js.
+            await context.AddInitScriptAsync("window.chatTokenProvider = ({ reason }) => window.chatTestToken(reason);");
+        });
         await page.GotoAsync(host.BaseUri.ToString()).WaitAsync(cancellationToken);
         return (page, reasons);
     }
@@ -171,14 +143,4 @@ public sealed class AuthPageTests
         Assert.That((await client.RequestAsync(new { type = "signin", room }, cancellationToken)).Ok, Is.True);
         return client;
     }
-
-    private static async Task SendAsync(IPage page, string text, CancellationToken cancellationToken)
-    {
-        await page.Locator("#msg").FillAsync(text).WaitAsync(cancellationToken);
-        await page.Locator("#chat .send").ClickAsync().WaitAsync(cancellationToken);
-        await Expect(page.Locator("#msg")).ToHaveValueAsync("", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
-    }
-
-    private static Task ExpectItemsAsync(IPage page, string[] items, CancellationToken cancellationToken) =>
-        Expect(page.Locator("#messages li")).ToHaveTextAsync(items, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 }

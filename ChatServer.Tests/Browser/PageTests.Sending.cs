@@ -165,10 +165,7 @@ public sealed partial class PageTests
     public async Task Each_message_shows_its_local_time_of_day_and_the_full_date_and_time_on_hover(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("times");
-        var context = await _browser.NewContextAsync(new() { Locale = "en-GB", TimezoneId = "Asia/Kolkata" }).WaitAsync(cancellationToken);
-        _contexts.Add(context);
-        var page = await context.NewPageAsync().WaitAsync(cancellationToken);
-        page.PageError += (_, error) => _pageErrors.Add(error);
+        var page = await NewPageAsync(new() { Locale = "en-GB", TimezoneId = "Asia/Kolkata" }, cancellationToken);
         await page.GotoAsync(_hostA.BaseUri.ToString()).WaitAsync(cancellationToken);
         await SignInOnPageAsync(page, "alice", room, cancellationToken);
         await using var bob = await ChatClient.SignInAsync(_hostB.WebSocketUri, "bob", room, cancellationToken);
@@ -192,10 +189,7 @@ public sealed partial class PageTests
 
     private async Task<IPage> OpenAsync(Uri baseUri, CancellationToken cancellationToken)
     {
-        var context = await _browser.NewContextAsync(new() { ViewportSize = new() { Width = 760, Height = 560 } }).WaitAsync(cancellationToken);
-        _contexts.Add(context);
-        var page = await context.NewPageAsync().WaitAsync(cancellationToken);
-        page.PageError += (_, error) => _pageErrors.Add(error);
+        var page = await NewPageAsync(null, cancellationToken);
         await page.GotoAsync(baseUri.ToString()).WaitAsync(cancellationToken);
         return page;
     }

@@ -9,35 +9,21 @@ namespace ChatServer.Tests.Browser;
 /// person uses it: type, click, read the list.
 /// </summary>
 [NonParallelizable]
-public sealed partial class PageTests
+public sealed partial class PageTests : BrowserTest
 {
-    // Playwright's own waits poll until this deadline; each await is also bounded by the test's [CancelAfter] token.
-    private const float WaitMs = 20_000;
-
-    private IPlaywright _playwright = null!;
-    private IBrowser _browser = null!;
     private ChatHost _hostA = null!;
     private ChatHost _hostB = null!;
-    private readonly List<IBrowserContext> _contexts = [];
-    private readonly List<string> _pageErrors = [];
 
     [OneTimeSetUp]
-    public async Task StartAsync()
+    public void StartHosts()
     {
-        (_playwright, _browser) = await Chromium.LaunchAsync();
         _hostA = new ChatHost(TestRedis.ConnectionString);
         _hostB = new ChatHost(TestRedis.ConnectionString);
     }
 
     [OneTimeTearDown]
-    public async Task StopAsync()
+    public async Task StopHostsAsync()
     {
-        if (_browser is not null)
-        {
-            await _browser.CloseAsync();
-        }
-
-        _playwright?.Dispose();
         if (_hostA is not null)
         {
             await _hostA.DisposeAsync();
@@ -47,20 +33,6 @@ public sealed partial class PageTests
         {
             await _hostB.DisposeAsync();
         }
-    }
-
-    [TearDown]
-    public async Task ClosePagesAsync()
-    {
-        foreach (var context in _contexts)
-        {
-            await context.CloseAsync();
-        }
-
-        _contexts.Clear();
-        var errors = _pageErrors.ToList();
-        _pageErrors.Clear();
-        Assert.That(errors, Is.Empty, "uncaught errors in the page's scripts");
     }
 
     [Test, CancelAfter(60_000)]
@@ -314,10 +286,7 @@ public sealed partial class PageTests
 
     private async Task<IPage> SignInAsync(ChatHost host, string user, string room, CancellationToken cancellationToken)
     {
-        var context = await _browser.NewContextAsync(new() { ViewportSize = new() { Width = 760, Height = 560 } }).WaitAsync(cancellationToken);
-        _contexts.Add(context);
-        var page = await context.NewPageAsync().WaitAsync(cancellationToken);
-        page.PageError += (_, error) => _pageErrors.Add(error);
+        var page = await NewPageAsync(null, cancellationToken);
         await page.GotoAsync(host.BaseUri.ToString()).WaitAsync(cancellationToken);
         await page.Locator("#name").FillAsync(user).WaitAsync(cancellationToken);
         await page.Locator("#room").FillAsync(room).WaitAsync(cancellationToken);
@@ -326,17 +295,6 @@ public sealed partial class PageTests
         await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         return page;
     }
-
-    private static async Task SendAsync(IPage page, string text, CancellationToken cancellationToken)
-    {
-        await page.Locator("#msg").FillAsync(text).WaitAsync(cancellationToken);
-        await page.Locator("#chat .send").ClickAsync().WaitAsync(cancellationToken);
-        await Expect(page.Locator("#msg")).ToHaveValueAsync("", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);   // cleared on ok ack
-    }
-
-    /// <summary>The whole list, in order: nothing missing, nothing twice.</summary>
-    private static Task ExpectItemsAsync(IPage page, string[] items, CancellationToken cancellationToken) =>
-        Expect(page.Locator("#messages li")).ToHaveTextAsync(items, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 
     private static async Task AttachScreenshotAsync(IPage page, string name, CancellationToken cancellationToken)
     {
