@@ -83,9 +83,12 @@ public sealed class RedisServerProcess : IDisposable
 
     private readonly string _directory;
 
-    private RedisServerProcess(int port)
+    private readonly string[] _extraArgs;
+
+    private RedisServerProcess(int port, string[] extraArgs)
     {
         Port = port;
+        _extraArgs = extraArgs;
         _directory = Directory.CreateTempSubdirectory("chat-redis-").FullName;   // where SaveAndStopAsync's dump goes
     }
 
@@ -95,9 +98,10 @@ public sealed class RedisServerProcess : IDisposable
 
     public int ProcessId => _process?.Id ?? 0;
 
-    public static async Task<RedisServerProcess> StartAsync(int port = 0)
+    /// <summary>Starts a server; <paramref name="extraArgs"/> go after the defaults (say <c>--replicaof 127.0.0.1 6379</c>).</summary>
+    public static async Task<RedisServerProcess> StartAsync(int port = 0, params string[] extraArgs)
     {
-        var server = new RedisServerProcess(port == 0 ? FreePort() : port);
+        var server = new RedisServerProcess(port == 0 ? FreePort() : port, extraArgs);
         await server.StartAgainAsync();
         return server;
     }
@@ -127,7 +131,7 @@ public sealed class RedisServerProcess : IDisposable
             UseShellExecute = false,
         };
         foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning" })
+                     "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning" }.Concat(_extraArgs))
         {
             info.ArgumentList.Add(arg);
         }

@@ -58,4 +58,32 @@ public sealed class MessageLogTests(Backend backend) : TwoHostFixture(backend)
         Assert.That((stored.Seq, stored.Epoch), Is.EqualTo((seq, epoch)));
         Assert.That(Encoding.UTF8.GetString(stored.Json.Span), Is.EqualTo(Encoding.UTF8.GetString(expected.Json.Span)));
     }
+
+    [Test, CancelAfter(15_000)]
+    public async Task A_log_behind_what_an_instance_has_seen_in_its_epoch_starts_a_new_epoch_and_reuses_no_seq(CancellationToken cancellationToken)
+    {
+        var log = HostA.Services.GetRequiredService<IMessageLog>();
+        var room = TestNames.Room();
+        byte[] Text(string text) => MessageEncoding.WritePrefix(room, "u", text, DateTimeOffset.UnixEpoch);
+        await log.AppendAsync(room, Text("t1"));
+        var (two, epoch) = await log.AppendAsync(room, Text("t2"));
+
+        // Seen up to the head, or in another epoch: nothing changes.
+        var (three, same) = await log.AppendAsync(room, Text("t3"), new LogMark(epoch, two));
+        var other = await log.ReadLatestAsync(room, 10, cancellationToken, new LogMark("elsewhere", 99));
+        Assert.That((three, same, other.Epoch, other.Head), Is.EqualTo((3L, epoch, epoch, 3L)));
+
+        // Seen beyond the head in the same epoch (the store went backward): a new, empty epoch, by a read or an append.
+        var read = await log.ReadAfterAsync(room, 0, 10, cancellationToken, new LogMark(epoch, 5));
+        Assert.That((read.Epoch, read.Head, read.Messages.Count), Is.Not.EqualTo((epoch, 3L, 3)));
+        Assert.That((read.Head, read.First, read.Messages.Count), Is.EqualTo((0L, 1L, 0)), read.Epoch);
+        var (first, next) = await log.AppendAsync(room, Text("n1"), new LogMark(read.Epoch, 0));
+        var (again, rotated) = await log.AppendAsync(room, Text("n2"), new LogMark(next, 7));
+        var history = await log.ReadLatestAsync(room, 10, cancellationToken);
+
+        Assert.That((first, next), Is.EqualTo((1L, read.Epoch)));
+        Assert.That((again, rotated), Is.Not.EqualTo((2L, next)), "an append behind its mark rotates too");
+        Assert.That((again, history.Epoch, history.Head), Is.EqualTo((1L, rotated, 1L)));
+        Assert.That(history.Messages.Select(m => (m.Seq, m.Epoch)), Is.EqualTo(new[] { (1L, rotated) }));
+    }
 }

@@ -54,21 +54,35 @@ internal sealed class FakeLog(int historyLength) : IMessageLog
         _kept.Clear();
     }
 
-    public Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson) => throw new NotSupportedException();
+    /// <summary>The store went backward (a failover lost its tail): the newest <paramref name="count"/> entries are gone, same epoch.</summary>
+    public void LoseTail(int count)
+    {
+        Head -= count;
+        _kept.RemoveRange(_kept.Count - count, count);
+    }
 
-    public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken) => Read(LogRead.Latest, 0, count);
+    public Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null) => throw new NotSupportedException();
+
+    public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
+        Read(LogRead.Latest, 0, count, seen);
 
     public Task<LogSlice> ReadBeforeAsync(string room, long before, int count, CancellationToken cancellationToken) => Read(LogRead.Before, before, count);
 
-    public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken) => Read(LogRead.After, after, count);
+    public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null) =>
+        Read(LogRead.After, after, count, seen);
 
-    private Task<LogSlice> Read(LogRead read, long position, long count)
+    private Task<LogSlice> Read(LogRead read, long position, long count, LogMark? seen = null)
     {
         if (FailNextReads > 0)
         {
             FailNextReads--;
             Reads.Add((read, position, count, -1));
             return Task.FromException<LogSlice>(new StoreUnavailableException("fake: the read failed"));
+        }
+
+        if (seen is not null && seen.IsAheadOf(Epoch, Head))
+        {
+            Restart($"{Epoch}+");   // the failover guard, as the real logs have it
         }
 
         var first = Head - _kept.Count + 1;

@@ -108,7 +108,26 @@ public sealed class RoomFeedTests : IAsyncDisposable
         _channel.Carry(fresh[1], old[2], fresh[0], fresh[2]);   // epoch2's 1 lost, the old 3 arrives late
 
         Assert.That(await ReceivedAsync(member, cancellationToken),
-            Is.EqualTo(new[] { "m1", "m2", "m1@epoch2", "m2@epoch2", "m3@epoch2" }));
+            Is.EqualTo(new[] { "m1", "m2", "gap1-2", "m1@epoch2", "m2@epoch2", "m3@epoch2" }), "the old epoch's history is gone: one gap");
+    }
+
+    [Test, CancelAfter(5_000)]
+    public async Task A_store_that_went_backward_under_the_same_epoch_is_made_to_start_a_new_one_and_members_are_told(
+        CancellationToken cancellationToken)
+    {
+        var member = await JoinAsync("a", JoinRequest.SignIn, cancellationToken);
+        _channel.Carry(_log.Append(5));
+        await _feed.DrainAsync(cancellationToken);
+        Assert.That(_feed.Seen, Is.EqualTo(new LogMark("epoch1", 5)), "what appends from this instance pass");
+        _log.LoseTail(2);   // a failover to a replica that had only 1..3
+
+        await _feed.CatchUpAsync(cancellationToken);   // the reconnect after the failover
+        Assert.That((_log.Epoch, _log.Head), Is.EqualTo(("epoch1+", 0L)), "the read passed the mark; the log started over");
+        _channel.Carry(_log.Append(2));
+
+        Assert.That(await ReceivedAsync(member, cancellationToken),
+            Is.EqualTo(new[] { "m1", "m2", "m3", "m4", "m5", "gap1-5", "m1@epoch1+", "m2@epoch1+" }));
+        Assert.That(_feed.Seen, Is.EqualTo(new LogMark("epoch1+", 2)));
     }
 
     [Test, CancelAfter(5_000)]

@@ -76,7 +76,8 @@ internal sealed class ChatSession : IDisposable
     {
         ConnectionLog.MessageText(_logger, _connection.Id, FrameTypes.SendMessage, _user, member.Room, text);
         var prefix = MessageEncoding.WritePrefix(member.Room, _user, text, _time.GetUtcNow());
-        var (seq, _) = await _log.AppendAsync(member.Room, prefix);   // not cancelled: once sent, it is stored or not
+        var seen = _registry.Seen(member.Room);   // the failover guard: never a seq this instance has already seen
+        var (seq, _) = await _log.AppendAsync(member.Room, prefix, seen);   // not cancelled: once sent, it is stored or not
         return new AckFrame { Id = id, Ok = true, Seq = seq };
     });
 

@@ -95,6 +95,9 @@ internal sealed class GapFrame
     public bool Recovered { get; init; }
     public long From { get; init; }
     public long To { get; init; }
+
+    /// <summary>The epoch <see cref="From"/>..<see cref="To"/> belong to, when not the room's current one (its history is gone).</summary>
+    public string? Epoch { get; init; }
 }
 
 /// <summary>A JSON value kept as UTF-8 bytes and written verbatim (a stored message).</summary>

@@ -6,6 +6,12 @@ namespace ChatServer.Rooms;
 /// the entry on the room's channel, in the same atomic step, so channel order is <c>seq</c> order on every instance.
 /// Every read is ranged (it costs what it returns) and returns the head with it, read in the same atomic step; a read
 /// of a room that has no epoch yet starts one. Operations throw <see cref="StoreUnavailableException"/> when they cannot run.
+/// <para>
+/// A store can go backward (a failover to a replica that had not yet received the last writes): appends and the
+/// feed's reads pass <c>seen</c>, the furthest this instance has seen of the room; when the store holds that epoch
+/// but a lower head, it starts a new epoch (empty, <c>seq</c> from 1) in the same atomic step, so no (epoch, seq) the
+/// instance has seen is handed out again.
+/// </para>
 /// </summary>
 internal interface IMessageLog
 {
@@ -13,16 +19,25 @@ internal interface IMessageLog
     bool IsAvailable { get; }
 
     /// <summary>Numbers, stores, trims and publishes one message. <paramref name="openJson"/>: see <c>MessageEncoding</c>.</summary>
-    Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson);
+    Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null);
 
     /// <summary>The newest <paramref name="count"/> messages (0: the head alone).</summary>
-    Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken);
+    Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null);
 
     /// <summary>The newest <paramref name="count"/> messages with a <c>seq</c> below <paramref name="before"/>.</summary>
     Task<LogSlice> ReadBeforeAsync(string room, long before, int count, CancellationToken cancellationToken);
 
     /// <summary>The oldest <paramref name="count"/> messages with a <c>seq</c> above <paramref name="after"/>.</summary>
-    Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken);
+    Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null);
+}
+
+/// <summary>
+/// The furthest an instance has seen of a room's log: <see cref="Seq"/> in <see cref="Epoch"/>. A store that holds
+/// that epoch with a lower head has gone backward (<see cref="IsAheadOf"/>) and must start a new epoch.
+/// </summary>
+internal sealed record LogMark(string Epoch, long Seq)
+{
+    public bool IsAheadOf(string epoch, long head) => string.Equals(Epoch, epoch, StringComparison.Ordinal) && Seq > head;
 }
 
 /// <summary>

@@ -14,15 +14,31 @@ namespace ChatServer.Rooms;
 internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, ChatMetrics metrics)
     : IMessageLog
 {
+    // The failover guard (issue 12), one block in both scripts: ARGV[seen] and ARGV[seen + 1] are the epoch and seq
+    // this instance has seen ("" and 0 for none). The same epoch with a lower stored head means the store went backward
+    // (a replica promoted before it had the last writes): start a new epoch (ARGV[candidate]), empty, so no (epoch,
+    // seq) is handed out twice.
+    private static string FailoverGuard(int candidate, int seen) => $$"""
+        -- failover guard: begin
+        if epoch == ARGV[{{seen}}] and tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < tonumber(ARGV[{{seen + 1}}]) then
+          epoch = ARGV[{{candidate}}]
+          redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+          redis.call('DEL', KEYS[2])
+        end
+        -- failover guard: end
+        """;
+
     // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel, PUBLISH or
-    // SPUBLISH. One script text for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has
-    // the room's hash tag, so SPUBLISH from the script stays in the slot the keys routed it to.
-    private const string AppendScript = $$"""
+    // SPUBLISH, then the failover guard's seen epoch and seq. One script text for both modes keeps one cached SHA. The
+    // channel is not a key, but on a Cluster it has the room's hash tag, so SPUBLISH from the script stays in the slot
+    // the keys routed it to.
+    private static readonly string AppendScript = $$"""
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
         if not epoch then
           epoch = ARGV[3]
           redis.call('HSET', KEYS[1], 'epoch', epoch)
         end
+        {{FailoverGuard(candidate: 3, seen: 6)}}
         local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
         local entry = {{RoomEntry.LuaEncodeMessage}}
         redis.call('RPUSH', KEYS[2], entry)
@@ -31,15 +47,17 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         return {seq, epoch}
         """;
 
-    // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count. A room read
-    // for the first time (or after Redis lost its data) gets its epoch here, so an ack can name it before any message
-    // exists. The range arithmetic is LogSlice.Range's; the list's first index holds seq `first`.
-    private const string ReadScript = """
+    // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count, then the
+    // failover guard's seen epoch and seq. A room read for the first time (or after Redis lost its data) gets its epoch
+    // here, so an ack can name it before any message exists. The range arithmetic is LogSlice.Range's; the list's
+    // first index holds seq `first`.
+    private static readonly string ReadScript = $$"""
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
         if not epoch then
           epoch = ARGV[1]
           redis.call('HSET', KEYS[1], 'epoch', epoch)
         end
+        {{FailoverGuard(candidate: 1, seen: 5)}}
         local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
         local first = head - redis.call('LLEN', KEYS[2]) + 1
         local position, count = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -63,32 +81,33 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
 
     public bool IsAvailable => connection.IsConnected;
 
-    public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson)
+    public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null)
     {
         var started = Stopwatch.GetTimestamp();
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [keys.Meta(room), keys.History(room)],
-            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand]));
+            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0]));
         metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
     }
 
-    public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken) =>
-        ReadAsync(room, LogRead.Latest, 0, count, cancellationToken);
+    public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
+        ReadAsync(room, LogRead.Latest, 0, count, cancellationToken, seen);
 
     public Task<LogSlice> ReadBeforeAsync(string room, long before, int count, CancellationToken cancellationToken) =>
         ReadAsync(room, LogRead.Before, before, count, cancellationToken);
 
-    public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken) =>
-        ReadAsync(room, LogRead.After, after, count, cancellationToken);
+    public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null) =>
+        ReadAsync(room, LogRead.After, after, count, cancellationToken, seen);
 
-    private async Task<LogSlice> ReadAsync(string room, LogRead read, long position, long count, CancellationToken cancellationToken)
+    private async Task<LogSlice> ReadAsync(string room, LogRead read, long position, long count, CancellationToken cancellationToken,
+        LogMark? seen = null)
     {
         // Lua numbers are doubles: keep positions well inside 2^53.
         position = Math.Clamp(position, 0, 1L << 50);
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReadScript,
-            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count]).WaitAsync(cancellationToken));
+            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count, seen?.Epoch ?? "", seen?.Seq ?? 0]).WaitAsync(cancellationToken));
         var parts = (RedisResult[])result!;
         var stored = (RedisResult[])parts[3]!;
         var messages = new List<RoomEntry>(stored.Length);

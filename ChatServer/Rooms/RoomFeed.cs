@@ -12,7 +12,10 @@ namespace ChatServer.Rooms;
 /// range read from the log; what the log no longer holds becomes one <c>gap</c> frame; a read that fails is retried
 /// (on the next entry, or after <see cref="RoomFeedSettings.RetryDelay"/>) and reported as nothing until it succeeds.
 /// Joins happen at a point of that sequence, so an ack and the live messages after it never overlap or leave a hole.
-/// A new <c>epoch</c> (the log lost its data and started over) starts the count again at 1.
+/// A new <c>epoch</c> (the log lost its data and started over) starts the count again at 1, after one <c>gap</c> frame
+/// naming the old epoch's range, whose history is gone. The feed's position is also the failover guard's mark
+/// (<see cref="Seen"/>): every read it makes, and every append from this instance, passes it, so a store that went
+/// backward under the same epoch starts a new one rather than hand out a <c>seq</c> members have already had.
 /// <para>
 /// Everything that reads or changes that sequence runs on one pump, one item at a time: the channel's entries, joins,
 /// catch-ups and retries. Joins and leaves (which subscribe and unsubscribe) also pass one at a time through a gate.
@@ -44,6 +47,7 @@ internal sealed class RoomFeed : IAsyncDisposable
     private string _epoch = "";
     private long _last;
     private long _delivered;
+    private LogMark? _seen;   // (_epoch, _last) for other threads: written by the pump, read by appends
     private bool _retryScheduled;
     private readonly SortedDictionary<long, RoomEntry> _pending = [];
     private readonly Queue<string> _retiredEpochs = new();
@@ -61,6 +65,9 @@ internal sealed class RoomFeed : IAsyncDisposable
 
     /// <summary>Its last member left: it no longer delivers, and the registry makes a fresh feed for the next joiner.</summary>
     public bool IsRetired => _retired;
+
+    /// <summary>The furthest this instance has seen of the room's log (null before the first read).</summary>
+    public LogMark? Seen => Volatile.Read(ref _seen);
 
     /// <summary>
     /// Adds <paramref name="member"/> (or, already a member, answers it again): reads what <paramref name="request"/>
@@ -163,6 +170,7 @@ internal sealed class RoomFeed : IAsyncDisposable
         {
             var head = await _log.ReadLatestAsync(Name, 0, cancellationToken);
             (_epoch, _last) = (head.Epoch, head.Head);
+            MarkSeen();
         }
         catch
         {
@@ -320,7 +328,7 @@ internal sealed class RoomFeed : IAsyncDisposable
         LogSlice slice;
         try
         {
-            slice = await _log.ReadAfterAsync(Name, _last, to - _last, _stopping.Token);
+            slice = await _log.ReadAfterAsync(Name, _last, to - _last, _stopping.Token, _seen);
         }
         catch (Exception ex) when (!_stopping.IsCancellationRequested)
         {
@@ -346,14 +354,14 @@ internal sealed class RoomFeed : IAsyncDisposable
     {
         var slice = await SyncAsync(await (request switch
         {
-            ResumeJoin { Since: null } => _log.ReadAfterAsync(Name, _last, _settings.HistoryLength, cancellationToken),
+            ResumeJoin { Since: null } => _log.ReadAfterAsync(Name, _last, _settings.HistoryLength, cancellationToken, _seen),
             ResumeJoin { Since: { } since, Epoch: var epoch } when epoch is null || string.Equals(epoch, _epoch, StringComparison.Ordinal) =>
-                _log.ReadAfterAsync(Name, Math.Min(since, _last), _settings.HistoryLength, cancellationToken),
-            _ => _log.ReadLatestAsync(Name, _settings.HistoryLength, cancellationToken),   // sign-in, or another generation's client
+                _log.ReadAfterAsync(Name, Math.Min(since, _last), _settings.HistoryLength, cancellationToken, _seen),
+            _ => _log.ReadLatestAsync(Name, _settings.HistoryLength, cancellationToken, _seen),   // sign-in, or another generation's client
         }), cancellationToken);
         if (request is ResumeJoin resume && resume.RestartsFrom(slice) && !slice.IsWhole)
         {
-            slice = await SyncAsync(await _log.ReadLatestAsync(Name, _settings.HistoryLength, cancellationToken), cancellationToken);
+            slice = await SyncAsync(await _log.ReadLatestAsync(Name, _settings.HistoryLength, cancellationToken, _seen), cancellationToken);
         }
 
         member.Send(ack(slice));
@@ -373,7 +381,7 @@ internal sealed class RoomFeed : IAsyncDisposable
         var delivered = _delivered;
         try
         {
-            await SyncAsync(await _log.ReadAfterAsync(Name, _last, _settings.HistoryLength, cancellationToken), cancellationToken);
+            await SyncAsync(await _log.ReadAfterAsync(Name, _last, _settings.HistoryLength, cancellationToken, _seen), cancellationToken);
         }
         catch (StoreUnavailableException ex)
         {
@@ -398,7 +406,7 @@ internal sealed class RoomFeed : IAsyncDisposable
             SwitchEpoch(slice.Epoch);
             if (!slice.IsWhole)
             {
-                return await SyncAsync(await _log.ReadLatestAsync(Name, _settings.HistoryLength, cancellationToken), cancellationToken);
+                return await SyncAsync(await _log.ReadLatestAsync(Name, _settings.HistoryLength, cancellationToken, _seen), cancellationToken);
             }
         }
 
@@ -437,7 +445,9 @@ internal sealed class RoomFeed : IAsyncDisposable
 
     /// <summary>
     /// The log moved to a new generation. What is pending of the old one can no longer be read: it goes out in order,
-    /// with gaps for what is missing, and late copies of the old generation are ignored from now on.
+    /// with gaps for what is missing, and late copies of the old generation are ignored from now on. Members that had
+    /// messages of the old generation get one <c>gap</c> frame naming it: its history is gone (a failover lost its
+    /// tail, or the store lost everything), so what they hold of it may be more than anyone will see again.
     /// </summary>
     private void SwitchEpoch(string epoch)
     {
@@ -452,6 +462,12 @@ internal sealed class RoomFeed : IAsyncDisposable
         }
 
         _pending.Clear();
+        if (_epoch.Length > 0 && _last > 0)
+        {
+            RoomLog.EpochEnded(_logger, Name, _epoch, _last, epoch);
+            Broadcast(new GapFrame { Room = Name, Recovered = false, From = 1, To = _last, Epoch = _epoch });
+        }
+
         if (_epoch.Length > 0)
         {
             _retiredEpochs.Enqueue(_epoch);
@@ -462,6 +478,7 @@ internal sealed class RoomFeed : IAsyncDisposable
         }
 
         (_epoch, _last) = (epoch, 0);
+        MarkSeen();
     }
 
     private void Deliver(RoomEntry message)
@@ -473,20 +490,27 @@ internal sealed class RoomFeed : IAsyncDisposable
         }
 
         (_last, _delivered) = (message.Seq, _delivered + 1);
+        MarkSeen();
     }
 
     private void SendGap(long from, long to)
     {
         RoomLog.GapUnrecoverable(_logger, Name, from, to);
-        var json = JsonSerializer.SerializeToUtf8Bytes(
-            new GapFrame { Room = Name, Recovered = false, From = from, To = to }, ChatJsonContext.Wire.GapFrame);
+        Broadcast(new GapFrame { Room = Name, Recovered = false, From = from, To = to });
+        _last = to;
+        MarkSeen();
+    }
+
+    private void Broadcast(GapFrame gap)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(gap, ChatJsonContext.Wire.GapFrame);
         foreach (var member in Volatile.Read(ref _members))
         {
             member.Send(json);
         }
-
-        _last = to;
     }
+
+    private void MarkSeen() => Volatile.Write(ref _seen, new LogMark(_epoch, _last));
 
     private void ScheduleRetry()
     {

@@ -14,6 +14,9 @@ internal static partial class RoomLog
     [LoggerMessage(205, LogLevel.Warning, "Room {Room}: pub/sub skipped seq {From}..{To}; delivering them from history.")]
     public static partial void GapDetected(ILogger logger, string room, long from, long to);
 
+    [LoggerMessage(210, LogLevel.Warning, "Room {Room}: the store moved from epoch {OldEpoch} (seen up to seq {Last}) to {Epoch}; its history is gone and clients get a gap frame.")]
+    public static partial void EpochEnded(ILogger logger, string room, string oldEpoch, long last, string epoch);
+
     [LoggerMessage(206, LogLevel.Warning, "Room {Room}: seq {From}..{To} are no longer in history; clients get a gap frame.")]
     public static partial void GapUnrecoverable(ILogger logger, string room, long from, long to);
 

@@ -44,6 +44,9 @@ internal sealed class RoomRegistry(IMessageLog log, IRoomChannel channel, IOptio
         }
     }
 
+    /// <summary>The furthest this instance has seen of <paramref name="room"/>'s log (the failover guard's mark), if it serves it.</summary>
+    public LogMark? Seen(string room) => _rooms.TryGetValue(room, out var feed) ? feed.Seen : null;
+
     public async Task LeaveAsync(RoomMember member)
     {
         member.MarkLeft();
