@@ -14,8 +14,21 @@ namespace ChatServer.Rooms;
 internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, ChatMetrics metrics)
     : IMessageLog
 {
+    // Retention (issue 12, PROTOCOL.md "Retention"), shared by both scripts: the room's meta hash (seq, epoch) and
+    // history list get the same expiry, the history TTL in ms from the local `ttl`, so they expire together and the
+    // room starts over with a new epoch. 0 keeps them: PERSIST undoes the expiry an earlier TTL setting gave them.
+    private const string ExpireRoomKeys = """
+        if ttl > 0 then
+          redis.call('PEXPIRE', KEYS[1], ttl)
+          redis.call('PEXPIRE', KEYS[2], ttl)
+        else
+          redis.call('PERSIST', KEYS[1])
+          redis.call('PERSIST', KEYS[2])
+        end
+        """;
+
     // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel, PUBLISH or
-    // SPUBLISH. One script text for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has
+    // SPUBLISH, history TTL in ms (retention). One script text for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has
     // the room's hash tag, so SPUBLISH from the script stays in the slot the keys routed it to.
     private const string AppendScript = $$"""
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
@@ -28,13 +41,17 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         redis.call('RPUSH', KEYS[2], entry)
         redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
         redis.call(ARGV[5], ARGV[4], entry)
+        -- retention: ARGV[6]
+        local ttl = tonumber(ARGV[6])
+        {{ExpireRoomKeys}}
         return {seq, epoch}
         """;
 
-    // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count. A room read
-    // for the first time (or after Redis lost its data) gets its epoch here, so an ack can name it before any message
-    // exists. The range arithmetic is LogSlice.Range's; the list's first index holds seq `first`.
-    private const string ReadScript = """
+    // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count, history TTL
+    // in ms (retention). A room read for the first time (or after Redis lost its data, or after its keys expired) gets
+    // its epoch here, so an ack can name it before any message exists; a read (a join, a history page) renews the
+    // room's expiry as a message does. The range arithmetic is LogSlice.Range's; the list's first index holds seq `first`.
+    private const string ReadScript = $$"""
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
         if not epoch then
           epoch = ARGV[1]
@@ -56,10 +73,14 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         if count > 0 and to >= from then
           items = redis.call('LRANGE', KEYS[2], from - first, to - first)
         end
+        -- retention: ARGV[5]
+        local ttl = tonumber(ARGV[5])
+        {{ExpireRoomKeys}}
         return {epoch, head, first, items}
         """;
 
     private readonly int _historyLength = options.Value.HistoryLength;
+    private readonly long _ttlMs = (long)options.Value.HistoryTtl.TotalMilliseconds;
 
     public bool IsAvailable => connection.IsConnected;
 
@@ -68,7 +89,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         var started = Stopwatch.GetTimestamp();
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [keys.Meta(room), keys.History(room)],
-            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand]));
+            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, _ttlMs]));
         metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
@@ -88,7 +109,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         // Lua numbers are doubles: keep positions well inside 2^53.
         position = Math.Clamp(position, 0, 1L << 50);
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReadScript,
-            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count]).WaitAsync(cancellationToken));
+            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count, _ttlMs]).WaitAsync(cancellationToken));
         var parts = (RedisResult[])result!;
         var stored = (RedisResult[])parts[3]!;
         var messages = new List<RoomEntry>(stored.Length);
