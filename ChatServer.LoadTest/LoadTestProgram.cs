@@ -41,6 +41,7 @@ internal static class LoadTestProgram
         rooms (a flood of room names: server RSS, Redis used_memory and keys before, after, and after everyone left):
           --rooms R (20000)     distinct rooms visited, each by one sign-in that moves a connection there (leaving the last)
           --clients C (16) --messages-per-room M (1) --settle S (5)
+          --repeat K (1)        flood K times with new names (memory after each), to see whether it keeps growing
         """;
 
     private static async Task<int> Main(string[] args)
@@ -350,13 +351,13 @@ internal static class LoadTestProgram
             StartedAt = DateTimeOffset.UtcNow,
             Ours = new ScenarioReport { Server = $"ChatServer ({(redisPort is null ? "in-process" : "Redis")})" },
         };
-        var settings = new RoomsSettings(urls[0], rooms, options.Clients, options.MessagesPerRoom, redisPort, options.Settle);
+        var settings = new RoomsSettings(urls[0], rooms, options.Clients, options.MessagesPerRoom, redisPort, options.Settle, options.Repeat);
         var r = report.Ours.Rooms = await new RoomsRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancellationToken);
 
         output.WriteLine();
         output.WriteLine("| when | server RSS MiB | Redis used_memory MiB | Redis keys |");
         output.WriteLine("|---|---:|---:|---:|");
-        foreach (var s in new[] { r.Before, r.AfterFlood, r.AfterLeft })
+        foreach (var s in r.Samples)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {s.Label} | {s.ServerRssBytes / 1048576.0:F1} | {s.RedisUsedMemoryBytes / 1048576.0:F2} | {s.RedisKeys} |"));

@@ -67,6 +67,8 @@ internal sealed class Options
 
     public int MessagesPerRoom { get; private set; } = 1;
 
+    public int Repeat { get; private set; } = 1;
+
     public static Options Parse(ReadOnlySpan<string> args)
     {
         var options = new Options();
@@ -132,6 +134,7 @@ internal sealed class Options
                 case "--history-lengths": options.HistoryLengths.AddRange(value.Split(',').Select(Int)); break;
                 case "--samples": options.Samples = Int(value); break;
                 case "--clients": options.Clients = Int(value); break;
+                case "--repeat": options.Repeat = Int(value); break;
                 case "--messages-per-room": options.MessagesPerRoom = Int(value); break;
                 default: throw new ArgumentException($"Unknown option {name}.");
             }

@@ -6,14 +6,14 @@ using System.Text;
 
 namespace ChatServer.LoadTest;
 
-internal sealed record RoomsSettings(Uri Url, int Rooms, int Clients, int MessagesPerRoom, int? RedisPort, double SettleSeconds);
+internal sealed record RoomsSettings(Uri Url, int Rooms, int Clients, int MessagesPerRoom, int? RedisPort, double SettleSeconds, int Repeat);
 
 /// <summary>
 /// A flood of room names (issue 12): <c>Clients</c> connections walk through <c>Rooms</c> distinct rooms between them,
 /// each sign-in moving the connection to a fresh room (so it leaves the previous one) and sending
 /// <c>MessagesPerRoom</c> messages there. The server's resident memory and Redis's <c>used_memory</c> and key count are
 /// read before (after a warm-up), after the flood (clients still connected, each in its last room) and after every
-/// client has left.
+/// client has left; with <c>Repeat</c> above 1 the flood runs again with new names, to see whether memory keeps growing.
 /// </summary>
 internal sealed class RoomsRunner(RoomsSettings settings, int? serverProcessId, TextWriter progress)
 {
@@ -23,20 +23,26 @@ internal sealed class RoomsRunner(RoomsSettings settings, int? serverProcessId, 
         await FloodAsync($"warm-{run}", Math.Min(200, settings.Rooms), cancellationToken);   // JIT, pools: not billed to the flood
         var before = await SampleAsync("before", cancellationToken);
 
-        var clock = Stopwatch.StartNew();
-        var clients = await FloodAsync($"flood-{run}", settings.Rooms, cancellationToken, keepOpen: true);
-        var seconds = clock.Elapsed.TotalSeconds;
-        await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-            $"rooms: {settings.Rooms} distinct rooms visited in {seconds:F1} s ({settings.Rooms / seconds:F0}/s); settling"));
-        var visited = await SampleAsync("after the flood", cancellationToken);
-
-        foreach (var client in clients)
+        var samples = new List<RoomsSample> { before };
+        var seconds = new List<double>();
+        for (var round = 1; round <= settings.Repeat; round++)
         {
-            await client.CloseAsync(cancellationToken);
+            var clock = Stopwatch.StartNew();
+            var clients = await FloodAsync($"flood-{run}-{round}", settings.Rooms, cancellationToken, keepOpen: true);
+            seconds.Add(clock.Elapsed.TotalSeconds);
+            await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"rooms: {settings.Rooms} distinct rooms visited in {seconds[^1]:F1} s ({settings.Rooms / seconds[^1]:F0}/s); settling"));
+            var suffix = settings.Repeat > 1 ? $" {round}" : "";
+            samples.Add(await SampleAsync($"after the flood{suffix} ({round * settings.Rooms} rooms so far)", cancellationToken));
+            foreach (var client in clients)
+            {
+                await client.CloseAsync(cancellationToken);
+            }
+
+            samples.Add(await SampleAsync($"after everyone left{suffix}", cancellationToken));
         }
 
-        var left = await SampleAsync("after everyone left", cancellationToken);
-        return new RoomsResult(settings.Rooms, settings.Clients, settings.MessagesPerRoom, seconds, before, visited, left);
+        return new RoomsResult(settings.Rooms, settings.Clients, settings.MessagesPerRoom, seconds, samples);
     }
 
     private async Task<List<FloodClient>> FloodAsync(string prefix, int rooms, CancellationToken cancellationToken, bool keepOpen = false)
@@ -186,5 +192,4 @@ internal sealed class RoomsRunner(RoomsSettings settings, int? serverProcessId, 
 
 internal sealed record RoomsSample(string Label, long? ServerRssBytes, long? RedisUsedMemoryBytes, long? RedisKeys);
 
-internal sealed record RoomsResult(int Rooms, int Clients, int MessagesPerRoom, double Seconds, RoomsSample Before, RoomsSample AfterFlood,
-    RoomsSample AfterLeft);
+internal sealed record RoomsResult(int Rooms, int Clients, int MessagesPerRoom, List<double> Seconds, List<RoomsSample> Samples);
