@@ -57,6 +57,48 @@ public sealed class RedisExpiryTests(Backend backend, string historyTtl) : TwoHo
         AssertExpiries(after);
     }
 
+    [Test, CancelAfter(20_000)]
+    public async Task A_join_and_a_message_renew_the_rooms_expiry(CancellationToken cancellationToken)
+    {
+        if (Ttl == TimeSpan.Zero)
+        {
+            Assert.Ignore("nothing to renew: the room's keys are kept forever");
+        }
+
+        var room = TestNames.Room();
+        await using var alice = await ChatClient.SignInAsync(HostA.WebSocketUri, "alice", room, cancellationToken);
+        Assert.That((await alice.RequestAsync(new { type = "sendMessage", text = "hi" }, cancellationToken)).Ok, Is.True);
+        await using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(await RedisKeysProbe.ConnectionStringAsync(Backend));
+        var database = redis.GetDatabase();
+        var roomKeys = (await RedisKeysProbe.KeysAsync(Backend, _prefix)).Select(k => k.Key)
+            .Where(k => k.Contains(room, StringComparison.Ordinal) && (k.EndsWith(":meta", StringComparison.Ordinal) || k.EndsWith(":history", StringComparison.Ordinal)))
+            .ToArray();
+        Assert.That(roomKeys, Has.Length.EqualTo(2));
+
+        async Task ShortenAsync()
+        {
+            foreach (var key in roomKeys)
+            {
+                await database.KeyExpireAsync(key, TimeSpan.FromSeconds(5));
+            }
+        }
+
+        async Task AssertRenewedAsync(string by)
+        {
+            foreach (var key in roomKeys)
+            {
+                Assert.That(await database.KeyTimeToLiveAsync(key), Is.GreaterThan(TimeSpan.FromSeconds(5)).And.LessThanOrEqualTo(Ttl), $"{key} after {by}");
+            }
+        }
+
+        await ShortenAsync();
+        await using var bob = await ChatClient.SignInAsync(HostB.WebSocketUri, "bob", room, cancellationToken);
+        await AssertRenewedAsync("a join");
+        await ShortenAsync();
+        Assert.That((await bob.RequestAsync(new { type = "sendMessage", text = "hello" }, cancellationToken)).Ok, Is.True);
+        await AssertRenewedAsync("a message");
+    }
+
     private void AssertExpiries(IReadOnlyList<(string Key, TimeSpan? Ttl)> keys)
     {
         Assert.Multiple(() =>

@@ -57,19 +57,6 @@ public sealed class RetentionTests(Backend backend) : TwoHostFixture(backend)
         Assert.That(first.Seq, Is.EqualTo(1));
     }
 
-    [Test, CancelAfter(20_000)]
-    public async Task A_room_in_use_within_the_ttl_keeps_its_epoch_and_history(CancellationToken cancellationToken)
-    {
-        var room = TestNames.Room();
-        var epoch = await SendAsync(HostA, room, ["m1"], cancellationToken);
-
-        await using var back = await ChatClient.ConnectAsync(HostB.WebSocketUri, cancellationToken);
-        var ack = await back.RequestAsync(new { type = "updateSocketId", user = "alice", room, since = 0, epoch }, cancellationToken);
-
-        Assert.That((ack.Recovered, ack.Epoch), Is.EqualTo(((bool?)true, epoch)), ack.Raw);
-        Assert.That(ack.Messages.Select(m => m.Text), Is.EqualTo(new[] { "m1" }));
-    }
-
     /// <summary>Waits the TTL and half as much again; on Redis, also until the room's keys are really gone.</summary>
     private async Task WaitOutTheTtlAsync(string room, CancellationToken cancellationToken)
     {
