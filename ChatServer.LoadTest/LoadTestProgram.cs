@@ -4,13 +4,13 @@ using System.Text.Json;
 namespace ChatServer.LoadTest;
 
 /// <summary>
-/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle|history|coldstart [options]</c>; see <see cref="Usage"/> and
+/// <c>dotnet run -c Release --project ChatServer.LoadTest -- fanout|idle|history|coldstart|rooms [options]</c>; see <see cref="Usage"/> and
 /// docs/benchmarks.md. Progress goes to the console, a table at the end, and the results to a JSON file.
 /// </summary>
 internal static class LoadTestProgram
 {
     private const string Usage = """
-        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|coldstart> [options]
+        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|coldstart|rooms> [options]
 
         Where the servers are (one of):
           --start-servers N     start N ChatServer instances (and a redis-server) here, stop them at the end
@@ -38,11 +38,15 @@ internal static class LoadTestProgram
           --samples N (200)     timed round trips of each read: newest page of 50, a middle page, a 5-message catch-up
         coldstart (process start to the first 200 from /readyz; one instance at a time; one uncounted warm-up start each):
           --runs N (7)          start and stop ours N times (with --peer: ours, then the peer, N times, alternating)
+        rooms (a flood of room names: server RSS, Redis used_memory and keys before, after, and after everyone left):
+          --rooms R (20000)     distinct rooms visited, each by one sign-in that moves a connection there (leaving the last)
+          --clients C (16) --messages-per-room M (1) --settle S (5)
+          --repeat K (1)        flood K times with new names (memory after each), to see whether it keeps growing
         """;
 
     private static async Task<int> Main(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history" or "coldstart"))
+        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history" or "coldstart" or "rooms"))
         {
             await Console.Error.WriteLineAsync(Usage);
             return 2;
@@ -70,6 +74,11 @@ internal static class LoadTestProgram
         if (mode == "history")
         {
             return await RunHistoryAsync(args, options, server, processes, urls, output, cancel.Token);
+        }
+
+        if (mode == "rooms")
+        {
+            return await RunRoomsAsync(args, options, server, processes, urls, pids, output, cancel.Token);
         }
 
         if (options.Peer && options.StartServers == 0)
@@ -307,6 +316,51 @@ internal static class LoadTestProgram
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {r.Kept} | {r.NewestPage.MedianMs:F2} | {r.NewestPage.P95Ms:F2} | {r.MiddlePage.MedianMs:F2} | {r.MiddlePage.P95Ms:F2} | {r.CatchUp.MedianMs:F2} | {r.CatchUp.P95Ms:F2} |"));
+        }
+
+        await WriteReportAsync(args, options, report, output, cancellationToken);
+        return 0;
+    }
+
+    /// <summary>A flood of room names against one server (started here, with Redis unless --in-process, or at --url).</summary>
+    private static async Task<int> RunRoomsAsync(string[] args, Options options, string server, LocalProcesses processes, List<Uri> urls,
+        List<int> pids, TextWriter output, CancellationToken cancellationToken)
+    {
+        int? redisPort = null;
+        if (options.StartServers > 0)
+        {
+            await processes.StartRedisAsync(cancellationToken);
+            redisPort = options.InProcess ? null : processes.RedisPort;
+            await processes.StartServersAsync(1, server, redisPort is { } port ? $"127.0.0.1:{port}" : null, options.ServerEnvironment,
+                cancellationToken);
+            (urls, pids) = ([processes.Servers[0].Url], [processes.Servers[0].ProcessId]);
+        }
+
+        if (urls.Count == 0)
+        {
+            await Console.Error.WriteLineAsync("rooms: give --start-servers 1 or one --url.");
+            return 2;
+        }
+
+        var rooms = args.Contains("--rooms") ? options.Rooms : 20_000;
+        var report = new LoadTestReport
+        {
+            Mode = args[0],
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            Ours = new ScenarioReport { Server = $"ChatServer ({(redisPort is null ? "in-process" : "Redis")})" },
+        };
+        var settings = new RoomsSettings(urls[0], rooms, options.Clients, options.MessagesPerRoom, redisPort, options.Settle, options.Repeat);
+        var r = report.Ours.Rooms = await new RoomsRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancellationToken);
+
+        output.WriteLine();
+        output.WriteLine("| when | server RSS MiB | Redis used_memory MiB | Redis keys |");
+        output.WriteLine("|---|---:|---:|---:|");
+        foreach (var s in r.Samples)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {s.Label} | {s.ServerRssBytes / 1048576.0:F1} | {s.RedisUsedMemoryBytes / 1048576.0:F2} | {s.RedisKeys} |"));
         }
 
         await WriteReportAsync(args, options, report, output, cancellationToken);

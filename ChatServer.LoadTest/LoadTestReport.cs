@@ -32,6 +32,8 @@ internal sealed class ScenarioReport
     public IdleResult? Idle { get; set; }
 
     public List<HistoryResult> History { get; } = [];
+
+    public RoomsResult? Rooms { get; set; }
 }
 
 internal sealed record MachineInfo(int Cores, string CpuModel, string Os, string Runtime)

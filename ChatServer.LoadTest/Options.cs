@@ -62,6 +62,13 @@ internal sealed class Options
 
     public int Samples { get; private set; } = 200;
 
+    /// <summary>rooms mode: connections walking through the rooms, and messages sent in each room.</summary>
+    public int Clients { get; private set; } = 16;
+
+    public int MessagesPerRoom { get; private set; } = 1;
+
+    public int Repeat { get; private set; } = 1;
+
     public static Options Parse(ReadOnlySpan<string> args)
     {
         var options = new Options();
@@ -126,6 +133,9 @@ internal sealed class Options
                 case "--peer-dir": options.PeerDirectory = Path.GetFullPath(value); break;
                 case "--history-lengths": options.HistoryLengths.AddRange(value.Split(',').Select(Int)); break;
                 case "--samples": options.Samples = Int(value); break;
+                case "--clients": options.Clients = Int(value); break;
+                case "--repeat": options.Repeat = Int(value); break;
+                case "--messages-per-room": options.MessagesPerRoom = Int(value); break;
                 default: throw new ArgumentException($"Unknown option {name}.");
             }
         }

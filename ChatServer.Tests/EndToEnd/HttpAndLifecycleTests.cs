@@ -122,6 +122,9 @@ public sealed class HttpAndLifecycleTests
     [TestCase("Chat__HistoryLength", "0", "HistoryLength")]
     [TestCase("Chat__MaxFrameBytes", "10", "MaxFrameBytes")]
     [TestCase("Chat__CloseTimeout", "00:01:00", "CloseTimeout")]
+    [TestCase("Chat__HistoryTtl", "-00:00:01", "HistoryTtl")]
+    [TestCase("Chat__HistoryTtl", "00:00:00.5", "HistoryTtl")]
+    [TestCase("Chat__MaxInProcessRooms", "0", "MaxInProcessRooms")]
     [CancelAfter(60_000)]
     public async Task Invalid_options_stop_the_server_at_start(string key, string value, string option, CancellationToken cancellationToken)
     {

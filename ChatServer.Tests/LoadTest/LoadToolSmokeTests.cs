@@ -55,4 +55,25 @@ public sealed class LoadToolSmokeTests
         Assert.That(new[] { result.NewestPage, result.MiddlePage, result.CatchUp }.Select(r => r.MedianMs > 0 && r.MedianMs <= r.MaxMs),
             Is.All.True, "each read was timed (the runner itself checks each ack carried the messages it should)");
     }
+
+    [Test, CancelAfter(30_000)]
+    public async Task Rooms_run_visits_every_room_and_samples_memory_before_after_and_after_everyone_left(CancellationToken cancellationToken)
+    {
+        await using var host = new ChatHost(null, new Dictionary<string, string?>
+        {
+            ["Chat:RateLimitPerSecond"] = "100000",
+            ["Chat:RateLimitBurst"] = "100000",
+        });
+        var settings = new RoomsSettings(host.WebSocketUri, Rooms: 40, Clients: 3, MessagesPerRoom: 1, RedisPort: null, SettleSeconds: 0, Repeat: 2);
+
+        var result = await new RoomsRunner(settings, Environment.ProcessId, TextWriter.Null).RunAsync(cancellationToken);
+
+        Assert.That(result.Samples.Select(s => s.ServerRssBytes > 0), Is.EqualTo(new[] { true, true, true, true, true }));
+        Assert.That(result.Seconds, Has.Count.EqualTo(2));
+        var registry = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<ChatServer.Rooms.RoomRegistry>(host.Services);
+        while (registry.RoomCount > 0)
+        {
+            await Task.Delay(50, cancellationToken);   // the last leaves land just after the clients closed
+        }
+    }
 }

@@ -14,6 +14,19 @@ public sealed class ChatOptions
     /// <summary>Messages kept per room; older ones are trimmed.</summary>
     [Range(1, 10_000)] public int HistoryLength { get; set; } = 100;
 
+    /// <summary>
+    /// How long an idle room's history, <c>seq</c> counter and <c>epoch</c> are kept after its last stored message or
+    /// last join (PROTOCOL.md "Retention"); then they expire together and the room starts over with a new epoch.
+    /// <see cref="TimeSpan.Zero"/> keeps rooms forever. Redis keys carry it as their expiry; the in-process log too.
+    /// </summary>
+    public TimeSpan HistoryTtl { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// Rooms the in-process log (no Redis) keeps at most: beyond it, the least recently used rooms are dropped first
+    /// (their history and epoch, as if they had expired), so signing in to ever new names cannot grow the process.
+    /// </summary>
+    [Range(1, 10_000_000)] public int MaxInProcessRooms { get; set; } = 10_000;
+
     /// <summary>Largest accepted frame; a larger one closes the connection with 1009.</summary>
     [Range(1_024, 1_048_576)] public int MaxFrameBytes { get; set; } = 16 * 1024;
 

@@ -36,6 +36,8 @@ internal static class ChatServerRegistration
             .Validate(o => o.CloseTimeout > TimeSpan.Zero && o.KeepAlive > o.CloseTimeout,
                 "Chat:CloseTimeout must be positive and shorter than Chat:KeepAlive.")
             .Validate(o => o.PresenceTtl >= TimeSpan.FromSeconds(1), "Chat:PresenceTtl must be at least one second.")
+            .Validate(o => o.HistoryTtl == TimeSpan.Zero || (o.HistoryTtl >= TimeSpan.FromSeconds(1) && o.HistoryTtl <= TimeSpan.FromDays(3_650)),
+                "Chat:HistoryTtl must be 00:00:00 (keep rooms forever) or between one second and 3650 days.")
             .Validate(o => o.RepairRetryDelay > TimeSpan.Zero, "Chat:RepairRetryDelay must be positive.")
             .Validate(o => o.RateLimitBurst >= 1 && o.RateLimitPerSecond <= o.RateLimitBurst * 1_000,
                 "Chat:RateLimitBurst must be at least 1.");

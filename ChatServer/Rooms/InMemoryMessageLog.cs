@@ -9,38 +9,43 @@ namespace ChatServer.Rooms;
 /// <c>seq</c> lives at slot <c>(seq - 1) % HistoryLength</c>. The room's lock plays the part of the Lua script's
 /// atomicity; publishing under it keeps channel order equal to <c>seq</c> order. It never goes backward by itself, but
 /// it honours the failover guard like the Redis log does (<see cref="IMessageLog"/>), so both behave the same.
+/// Retention as on Redis: a room untouched (no append, no read) for <c>HistoryTtl</c> is dropped, and the next use
+/// starts it over with a new epoch; and at most <c>MaxInProcessRooms</c> are kept, the least recently used dropped first.
 /// </summary>
-internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<ChatOptions> options) : IMessageLog
+internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<ChatOptions> options, TimeProvider time) : IMessageLog
 {
     private readonly int _historyLength = options.Value.HistoryLength;
+    private readonly TimeSpan _ttl = options.Value.HistoryTtl;
+    private readonly int _maxRooms = options.Value.MaxInProcessRooms;
     private readonly ConcurrentDictionary<string, RoomLogState> _rooms = new(StringComparer.Ordinal);
+    private readonly Lock _sweepSync = new();
+    private long _lastSweep = time.GetTimestamp();
 
     public bool IsAvailable => true;
 
-    public Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null)
-    {
-        var state = State(room);
-        lock (state.Sync)
-        {
-            state.RestartIfBehind(seen);
-            var seq = state.Head + 1;
-            var stored = RoomEntry.EncodeMessage(openJson, seq, state.Epoch);
-            _ = RoomEntry.TryParse(stored, out var entry);
-            var slot = (int)((seq - 1) % _historyLength);
-            if (slot == state.Ring.Count)
-            {
-                state.Ring.Add(entry);
-            }
-            else
-            {
-                state.Ring[slot] = entry;
-            }
+    /// <summary>Rooms held now (tests, benchmarks): at most <c>MaxInProcessRooms</c> once a sweep has run.</summary>
+    internal int RoomCount => _rooms.Count;
 
-            state.Head = seq;
-            channel.Publish(room, stored);
-            return Task.FromResult((seq, state.Epoch));
+    public Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null) => Task.FromResult(WithState(room, state =>
+    {
+        state.RestartIfBehind(seen);
+        var seq = state.Head + 1;
+        var stored = RoomEntry.EncodeMessage(openJson, seq, state.Epoch);
+        _ = RoomEntry.TryParse(stored, out var entry);
+        var slot = (int)((seq - 1) % _historyLength);
+        if (slot == state.Ring.Count)
+        {
+            state.Ring.Add(entry);
         }
-    }
+        else
+        {
+            state.Ring[slot] = entry;
+        }
+
+        state.Head = seq;
+        channel.Publish(room, stored);
+        return (seq, state.Epoch);
+    }));
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
         Task.FromResult(Read(room, LogRead.Latest, 0, count, seen));
@@ -51,32 +56,127 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
     public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null) =>
         Task.FromResult(Read(room, LogRead.After, after, count, seen));
 
-    private LogSlice Read(string room, LogRead read, long position, long count, LogMark? seen = null)
+    private LogSlice Read(string room, LogRead read, long position, long count, LogMark? seen = null) => WithState(room, state =>
     {
-        var state = State(room);
-        lock (state.Sync)
+        state.RestartIfBehind(seen);
+        var first = state.Head - state.Ring.Count + 1;
+        var (from, to) = LogSlice.Range(read, position, count, first, state.Head);
+        var messages = new List<RoomEntry>((int)Math.Max(0, to - from + 1));
+        for (var seq = from; seq <= to; seq++)
         {
-            state.RestartIfBehind(seen);
-            var first = state.Head - state.Ring.Count + 1;
-            var (from, to) = LogSlice.Range(read, position, count, first, state.Head);
-            var messages = new List<RoomEntry>((int)Math.Max(0, to - from + 1));
-            for (var seq = from; seq <= to; seq++)
+            messages.Add(state.Ring[(int)((seq - 1) % _historyLength)]);
+        }
+
+        return new LogSlice(state.Epoch, state.Head, first, messages);
+    });
+
+    /// <summary>
+    /// Runs <paramref name="action"/> under the room's lock on its live state: one that expired is dropped here and a
+    /// fresh one (new epoch) takes its place; one a sweep dropped meanwhile is looked up again. Marks the room used.
+    /// </summary>
+    private T WithState<T>(string room, Func<RoomLogState, T> action)
+    {
+        while (true)
+        {
+            var now = time.GetTimestamp();
+            if (!_rooms.TryGetValue(room, out var state))
             {
-                messages.Add(state.Ring[(int)((seq - 1) % _historyLength)]);
+                state = _rooms.GetOrAdd(room, static (_, at) => new RoomLogState(at), now);
+                SweepIfDue(now);   // a new room is the only way the map grows
             }
 
-            return new LogSlice(state.Epoch, state.Head, first, messages);
+            lock (state.Sync)
+            {
+                if (state.Dropped)
+                {
+                    continue;
+                }
+
+                if (IsExpired(state.LastUsed, now))
+                {
+                    Drop(room, state);
+                    continue;
+                }
+
+                state.LastUsed = now;
+                return action(state);
+            }
         }
     }
 
-    private RoomLogState State(string room) => _rooms.GetOrAdd(room, static _ => new RoomLogState());
+    private bool IsExpired(long lastUsed, long now) => _ttl > TimeSpan.Zero && time.GetElapsedTime(lastUsed, now) >= _ttl;
 
-    private sealed class RoomLogState
+    /// <summary>
+    /// Drops expired rooms, and beyond <c>MaxInProcessRooms</c> the least recently used down to nine tenths of it (so a
+    /// flood pays for one sweep per tenth of the cap): at most once per <c>min(HistoryTtl, 1 min)</c> unless over the cap.
+    /// </summary>
+    private void SweepIfDue(long now)
+    {
+        var interval = _ttl > TimeSpan.Zero && _ttl < TimeSpan.FromMinutes(1) ? _ttl : TimeSpan.FromMinutes(1);
+        var due = _rooms.Count > _maxRooms || (_ttl > TimeSpan.Zero && time.GetElapsedTime(Interlocked.Read(ref _lastSweep), now) >= interval);
+        if (!due || !_sweepSync.TryEnter())
+        {
+            return;
+        }
+
+        try
+        {
+            Interlocked.Exchange(ref _lastSweep, now);
+            var kept = new List<(long LastUsed, string Room, RoomLogState State)>(_rooms.Count);
+            foreach (var (room, state) in _rooms)
+            {
+                var lastUsed = Volatile.Read(ref state.LastUsed);
+                if (IsExpired(lastUsed, now))
+                {
+                    DropIf(room, state, s => IsExpired(s.LastUsed, now));
+                }
+                else
+                {
+                    kept.Add((lastUsed, room, state));
+                }
+            }
+
+            var excess = _rooms.Count - (_maxRooms - _maxRooms / 10);
+            if (_rooms.Count > _maxRooms && excess > 0)
+            {
+                foreach (var (_, room, state) in kept.OrderBy(k => k.LastUsed).Take(excess))
+                {
+                    DropIf(room, state, static _ => true);
+                }
+            }
+        }
+        finally
+        {
+            _sweepSync.Exit();
+        }
+    }
+
+    private void DropIf(string room, RoomLogState state, Func<RoomLogState, bool> condition)
+    {
+        lock (state.Sync)
+        {
+            if (!state.Dropped && condition(state))
+            {
+                Drop(room, state);
+            }
+        }
+    }
+
+    /// <summary>Under the room's lock: whoever holds this state now looks the room up again.</summary>
+    private void Drop(string room, RoomLogState state)
+    {
+        state.Dropped = true;
+        _rooms.TryRemove(KeyValuePair.Create(room, state));
+    }
+
+    private sealed class RoomLogState(long created)
     {
         public readonly Lock Sync = new();
         public readonly List<RoomEntry> Ring = [];
         public string Epoch = Epochs.New();
         public long Head;
+        public long LastUsed = created;   // a TimeProvider timestamp; written under Sync
+        public bool Dropped;              // under Sync
 
         /// <summary>The failover guard (under <see cref="Sync"/>): behind what an instance has seen, start a new epoch.</summary>
         public void RestartIfBehind(LogMark? seen)

@@ -24,6 +24,18 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
     private readonly Dictionary<(string Room, string User), Slot> _slots = [];
     private readonly TimeSpan _ttl = options.Value.PresenceTtl;
 
+    /// <summary>(room, user) pairs held now (tests): each goes with its last connection.</summary>
+    internal int SlotCount
+    {
+        get
+        {
+            lock (_sync)
+            {
+                return _slots.Count;
+            }
+        }
+    }
+
     /// <summary>Counts one more connection of <paramref name="user"/> in <paramref name="room"/>; false if cancelled first (nothing counted).</summary>
     public async Task<bool> JoinedAsync(string room, string user, CancellationToken cancellationToken)
     {

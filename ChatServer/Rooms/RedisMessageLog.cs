@@ -28,10 +28,23 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         -- failover guard: end
         """;
 
+    // Retention (issue 12, PROTOCOL.md "Retention"), shared by both scripts: the room's meta hash (seq, epoch) and
+    // history list get the same expiry, the history TTL in ms from the local `ttl`, so they expire together and the
+    // room starts over with a new epoch. 0 keeps them: PERSIST undoes the expiry an earlier TTL setting gave them.
+    private const string ExpireRoomKeys = """
+        if ttl > 0 then
+          redis.call('PEXPIRE', KEYS[1], ttl)
+          redis.call('PEXPIRE', KEYS[2], ttl)
+        else
+          redis.call('PERSIST', KEYS[1])
+          redis.call('PERSIST', KEYS[2])
+        end
+        """;
+
     // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel, PUBLISH or
-    // SPUBLISH, then the failover guard's seen epoch and seq. One script text for both modes keeps one cached SHA. The
-    // channel is not a key, but on a Cluster it has the room's hash tag, so SPUBLISH from the script stays in the slot
-    // the keys routed it to.
+    // SPUBLISH, then the failover guard's seen epoch and seq, then the history TTL in ms (retention). One script text
+    // for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has the room's hash tag, so
+    // SPUBLISH from the script stays in the slot the keys routed it to.
     private static readonly string AppendScript = $$"""
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
         if not epoch then
@@ -44,13 +57,17 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         redis.call('RPUSH', KEYS[2], entry)
         redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
         redis.call(ARGV[5], ARGV[4], entry)
+        -- retention: ARGV[8]
+        local ttl = tonumber(ARGV[8])
+        {{ExpireRoomKeys}}
         return {seq, epoch}
         """;
 
     // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count, then the
-    // failover guard's seen epoch and seq. A room read for the first time (or after Redis lost its data) gets its epoch
-    // here, so an ack can name it before any message exists. The range arithmetic is LogSlice.Range's; the list's
-    // first index holds seq `first`.
+    // failover guard's seen epoch and seq, then the history TTL in ms (retention). A room read for the first time (or
+    // after Redis lost its data, or after its keys expired) gets its epoch here, so an ack can name it before any
+    // message exists; a read (a join, a history page) renews the room's expiry as a message does. The range arithmetic
+    // is LogSlice.Range's; the list's first index holds seq `first`.
     private static readonly string ReadScript = $$"""
         local epoch = redis.call('HGET', KEYS[1], 'epoch')
         if not epoch then
@@ -74,10 +91,14 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         if count > 0 and to >= from then
           items = redis.call('LRANGE', KEYS[2], from - first, to - first)
         end
+        -- retention: ARGV[7]
+        local ttl = tonumber(ARGV[7])
+        {{ExpireRoomKeys}}
         return {epoch, head, first, items}
         """;
 
     private readonly int _historyLength = options.Value.HistoryLength;
+    private readonly long _ttlMs = (long)options.Value.HistoryTtl.TotalMilliseconds;
 
     public bool IsAvailable => connection.IsConnected;
 
@@ -86,7 +107,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         var started = Stopwatch.GetTimestamp();
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [keys.Meta(room), keys.History(room)],
-            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0]));
+            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs]));
         metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
@@ -107,7 +128,8 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         // Lua numbers are doubles: keep positions well inside 2^53.
         position = Math.Clamp(position, 0, 1L << 50);
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReadScript,
-            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count, seen?.Epoch ?? "", seen?.Seq ?? 0]).WaitAsync(cancellationToken));
+            [keys.Meta(room), keys.History(room)], [Epochs.New(), read.ToString(), position, count, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs])
+            .WaitAsync(cancellationToken));
         var parts = (RedisResult[])result!;
         var stored = (RedisResult[])parts[3]!;
         var messages = new List<RoomEntry>(stored.Length);

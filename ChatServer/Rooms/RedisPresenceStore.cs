@@ -1,17 +1,20 @@
 using StackExchange.Redis;
 using ChatServer.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace ChatServer.Rooms;
 
 /// <summary>
 /// Presence on Redis: per room a sorted set of <c>"&lt;instance&gt; &lt;user&gt;"</c> scored by expiry and a hash of
-/// user → instances holding it, kept by one script that sweeps expired entries first.
+/// user → instances holding it, kept by one script that sweeps expired entries first. Both keys expire a presence TTL
+/// after their latest entry does (retention: no key lives forever), and vanish with their last entry.
 /// </summary>
-internal sealed class RedisPresenceStore(RedisConnection connection, RoomKeys keys, TimeProvider time) : IPresenceStore
+internal sealed class RedisPresenceStore(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, TimeProvider time)
+    : IPresenceStore
 {
-    // KEYS: presence zset, users hash. ARGV: mode (join|leave|sweep), now (ms), expiry (ms), "<instance> <user>", user.
-    // Sweeps expired entries first; returns {changed, users gone by expiry, members (sweep only)}. users counts
-    // instances per user, so a user is "present" while any instance holds it.
+    // KEYS: presence zset, users hash. ARGV: mode (join|leave|sweep), now (ms), expiry (ms), "<instance> <user>", user,
+    // grace (ms; retention). Sweeps expired entries first; returns {changed, users gone by expiry, members (sweep
+    // only)}. users counts instances per user, so a user is "present" while any instance holds it.
     private const string PresenceScript = """
         local gone = {}
         for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
@@ -33,12 +36,22 @@ internal sealed class RedisPresenceStore(RedisConnection connection, RoomKeys ke
             changed = 1
           end
         end
+        -- retention: both keys outlive their latest entry by the grace (another instance's sweep can still announce
+        -- that entry's user as gone), then expire; Redis deletes them with their last entry anyway.
+        local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+        if latest[2] then
+          local at = string.format('%d', tonumber(latest[2]) + tonumber(ARGV[6]))
+          redis.call('PEXPIREAT', KEYS[1], at)
+          redis.call('PEXPIREAT', KEYS[2], at)
+        end
         local members = {}
         if ARGV[1] == 'sweep' then
           members = redis.call('HKEYS', KEYS[2])
         end
         return {changed, gone, members}
         """;
+
+    private readonly long _graceMs = (long)options.Value.PresenceTtl.TotalMilliseconds;
 
     public async Task<PresenceChange> JoinAsync(string room, string instance, string user, DateTimeOffset expiresAt) =>
         Read(await RedisCalls.Run(() => Evaluate(connection.Multiplexer.GetDatabase(), room, "join", instance, user, expiresAt))).Change;
@@ -65,7 +78,7 @@ internal sealed class RedisPresenceStore(RedisConnection connection, RoomKeys ke
     private Task<RedisResult> Evaluate(IDatabaseAsync database, string room, string mode, string instance, string user,
         DateTimeOffset expiresAt) =>
         database.ScriptEvaluateAsync(PresenceScript, [keys.Presence(room), keys.Users(room)],
-            [mode, time.GetUtcNow().ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), mode == "sweep" ? "" : $"{instance} {user}", user]);
+            [mode, time.GetUtcNow().ToUnixTimeMilliseconds(), expiresAt.ToUnixTimeMilliseconds(), mode == "sweep" ? "" : $"{instance} {user}", user, _graceMs]);
 
     private static (IReadOnlyList<string> Members, PresenceChange Change) Read(RedisResult result)
     {
