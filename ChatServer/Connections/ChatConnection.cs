@@ -204,15 +204,13 @@ internal sealed class ChatConnection : IFrameSink
     {
         try
         {
-            await foreach (var frame in _outgoing.Reader.ReadAllAsync(CancellationToken.None))
+            var reader = _outgoing.Reader;
+            while (await reader.WaitToReadAsync(CancellationToken.None))
             {
-                if (Volatile.Read(ref _closeStatus) != 0 || _wire.CloseSent)
+                if (!await SendQueuedAsync(reader))
                 {
                     break;   // a close is decided: no data frame starts after it; what is still queued is dropped
                 }
-
-                _metrics.FrameSent(frame.Span);   // counted before the write, so a client holding a frame sees it counted
-                await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
             }
 
             // Our Close, unless the runtime has sent one (a protocol error) or the socket is gone.
@@ -225,6 +223,36 @@ internal sealed class ChatConnection : IFrameSink
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)
         {
             // The peer vanished mid-send, or the runtime failed the connection (its Close went out; see CloseLastStream).
+        }
+    }
+
+    /// <summary>
+    /// Sends every frame queued now. While another frame follows, the wire holds the bytes back, so the whole burst
+    /// reaches the transport as one write and one flush (one <c>send</c>, one wake-up) instead of one per frame; the
+    /// last frame of the burst writes them all. False once a close is decided (the loop then sends the Close, which
+    /// writes anything held before it).
+    /// </summary>
+    private async ValueTask<bool> SendQueuedAsync(ChannelReader<ReadOnlyMemory<byte>> reader)
+    {
+        try
+        {
+            while (reader.TryRead(out var frame))
+            {
+                if (Volatile.Read(ref _closeStatus) != 0 || _wire.CloseSent)
+                {
+                    return false;
+                }
+
+                _metrics.FrameSent(frame.Span);   // counted before the write, so a client holding a frame sees it counted
+                _wire.HoldWrites = reader.TryPeek(out _);
+                await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            }
+
+            return true;
+        }
+        finally
+        {
+            _wire.HoldWrites = false;
         }
     }
 
