@@ -55,6 +55,11 @@ internal sealed class ChatConnection : IFrameSink
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,   // with TryWrite: false means full (DropWrite would hide it)
+            // An idle send loop resumes on the writer's thread: the room's pump writes the frame to the transport
+            // itself (Kestrel's pipe takes it without blocking; its flush goes async only when the member is behind,
+            // and then the loop carries on by itself), instead of queueing one thread-pool work item per delivery. The
+            // loop's own end never runs on a writer's thread (RunAsync yields; see there).
+            AllowSynchronousContinuations = true,
         });
     }
 
@@ -109,7 +114,9 @@ internal sealed class ChatConnection : IFrameSink
     {
         var receiving = ReceiveLoopAsync(dispatch, requestAborted);
         var sending = SendLoopAsync();
-        await Task.WhenAny(receiving, sending, _closeRequested.Task);
+        // Forced to yield: the send loop may end on the thread of whoever wrote to the queue (a room's pump), and what
+        // follows (leaving the room, the close handshake) must not run there.
+        await ((Task)Task.WhenAny(receiving, sending, _closeRequested.Task)).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         if (_wire.SentCloseStatus is { } sent)
         {
             Interlocked.CompareExchange(ref _closeStatus, sent, 0);   // the runtime failed the peer (1002, 1007)
@@ -119,13 +126,14 @@ internal sealed class ChatConnection : IFrameSink
         RequestClose(WebSocketCloseStatus.NormalClosure);
         try
         {
-            await Task.WhenAll(receiving, sending).WaitAsync(_options.CloseTimeout, CancellationToken.None);
+            await Task.WhenAll(receiving, sending).WaitAsync(_options.CloseTimeout, CancellationToken.None)
+                .ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (TimeoutException)
         {
             ConnectionLog.Aborted(_logger, Id);
             _socket.Abort();
-            await Task.WhenAll(receiving, sending);
+            await Task.WhenAll(receiving, sending).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
 
         await closing;
