@@ -7,7 +7,7 @@ using System.Text;
 namespace ChatServer.LoadTest;
 
 internal sealed record IdleSettings(Uri Url, int Connections, int Rooms, int SourceAddresses = 8, int ConnectConcurrency = 64,
-    double SettleSeconds = 5);
+    double SettleSeconds = 5, double AtRestSeconds = 0);
 
 /// <summary>
 /// Opens N signed-in connections over K rooms to one instance and leaves them idle, measuring the server's resident
@@ -53,10 +53,25 @@ internal sealed class IdleRunner(IdleSettings settings, int? serverProcessId, Te
         await progress.WriteLineAsync($"idle: {sockets.Count} connections signed in over {settings.Rooms} rooms in {openSeconds:F1} s; settling");
         await Task.Delay(TimeSpan.FromSeconds(settings.SettleSeconds), cancellationToken);
         var rssAfter = serverProcessId is { } pid2 ? ProcStats.RssBytes(pid2) : (long?)null;
+        double? atRestPercent = null;
+        if (settings.AtRestSeconds > 0 && serverProcessId is { } pid3)
+        {
+            // At rest: every connection open and signed in, no traffic; the server's CPU over the window, in % of one core.
+            var cpuBefore = ProcStats.CpuSeconds(pid3);
+            var window = Stopwatch.StartNew();
+            await Task.Delay(TimeSpan.FromSeconds(settings.AtRestSeconds), cancellationToken);
+            atRestPercent = (ProcStats.CpuSeconds(pid3) - cpuBefore) / window.Elapsed.TotalSeconds * 100;
+            await progress.WriteLineAsync($"at rest: {atRestPercent:F2} % of a core over {window.Elapsed.TotalSeconds:F0} s");
+        }
+
         await CloseAllAsync(sockets);
 
         return new IdleResult(settings.Connections, settings.Rooms, sockets.Count, openSeconds,
-            rssBefore, rssAfter, rssAfter - rssBefore is { } grown ? grown / 1024.0 / settings.Connections : null);
+            rssBefore, rssAfter, rssAfter - rssBefore is { } grown ? grown / 1024.0 / settings.Connections : null)
+        {
+            AtRestSeconds = settings.AtRestSeconds > 0 ? settings.AtRestSeconds : null,
+            AtRestCpuPercentOfCore = atRestPercent,
+        };
     }
 
     private async Task<List<IdleConnection>> OpenAsync(HttpMessageInvoker invoker, string roomPrefix, int rooms, int count,
@@ -155,4 +170,11 @@ internal sealed class IdleRunner(IdleSettings settings, int? serverProcessId, Te
 }
 
 internal sealed record IdleResult(int Connections, int Rooms, int Opened, double OpenSeconds, long? ServerRssBeforeBytes,
-    long? ServerRssAfterBytes, double? ServerKiBPerConnection);
+    long? ServerRssAfterBytes, double? ServerKiBPerConnection)
+{
+    /// <summary><c>--at-rest S</c>: the window over which the server's CPU was read with every connection idle.</summary>
+    public double? AtRestSeconds { get; init; }
+
+    /// <summary>Server CPU (user + system) over that window, in percent of one core.</summary>
+    public double? AtRestCpuPercentOfCore { get; init; }
+}

@@ -32,6 +32,7 @@ internal static class LoadTestProgram
           --max-rate MSG_PER_S  stop a sweep here (100000)
         idle:
           --connections N (10000) --rooms K (100) --source-addresses A (8) --settle S (5)
+          --at-rest S (0)       then read the server's CPU for S s with every connection idle (% of a core)
         history:
           --history-lengths L1,L2 (100,10000)  with --start-servers 1: one server per length, Chat__HistoryLength=L,
                                 each room filled to L; with --url: one length, the server's own HistoryLength
@@ -234,7 +235,8 @@ internal static class LoadTestProgram
         }
         else
         {
-            var settings = new IdleSettings(urls[0], options.Connections, options.Rooms, options.SourceAddresses, SettleSeconds: options.Settle);
+            var settings = new IdleSettings(urls[0], options.Connections, options.Rooms, options.SourceAddresses, SettleSeconds: options.Settle,
+                AtRestSeconds: options.AtRest);
             report.Idle = await new IdleRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancellationToken);
             PrintIdleTable(output, report);
         }
@@ -266,6 +268,7 @@ internal static class LoadTestProgram
 
         Row("highest passing rate msg/s", ours.HighestPassingRate, peer.HighestPassingRate, true, "F0");
         Row("RSS KiB per idle signed-in connection", ours.Idle?.ServerKiBPerConnection, peer.Idle?.ServerKiBPerConnection, false, "F2");
+        Row("at rest: % of a core, idle connections", ours.Idle?.AtRestCpuPercentOfCore, peer.Idle?.AtRestCpuPercentOfCore, false, "F2");
         Row("cold start ms (median)", Median(ours.ColdStartsMs), Median(peer.ColdStartsMs), false, "F0");
     }
 
@@ -401,6 +404,11 @@ internal static class LoadTestProgram
         output.WriteLine("|---:|---:|---:|---:|---:|---:|---:|");
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {r.Connections} | {r.Rooms} | {r.Opened} | {r.OpenSeconds:F1} | {r.ServerRssBeforeBytes / 1048576.0:F1} | {r.ServerRssAfterBytes / 1048576.0:F1} | {r.ServerKiBPerConnection:F2} |"));
+        if (r.AtRestCpuPercentOfCore is { } rest)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"at rest: {rest:F2} % of a core over {r.AtRestSeconds:F0} s"));
+        }
+
         PrintColdStarts(output, report);
     }
 

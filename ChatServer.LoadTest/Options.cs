@@ -58,6 +58,9 @@ internal sealed class Options
 
     public double Settle { get; private set; } = 5;
 
+    /// <summary>idle: after the RSS reading, how long to read the server's CPU with every connection idle (0: not).</summary>
+    public double AtRest { get; private set; }
+
     public List<int> HistoryLengths { get; } = [];
 
     public int Samples { get; private set; } = 200;
@@ -130,6 +133,7 @@ internal sealed class Options
                 case "--connections": options.Connections = Int(value); idle = true; break;
                 case "--source-addresses": options.SourceAddresses = Int(value); break;
                 case "--settle": options.Settle = Double(value); break;
+                case "--at-rest": options.AtRest = Double(value); idle = true; break;
                 case "--peer-dir": options.PeerDirectory = Path.GetFullPath(value); break;
                 case "--history-lengths": options.HistoryLengths.AddRange(value.Split(',').Select(Int)); break;
                 case "--samples": options.Samples = Int(value); break;

@@ -54,6 +54,11 @@ internal sealed class ChatConnection : IFrameSink
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,   // with TryWrite: false means full (DropWrite would hide it)
+            // An idle send loop resumes on the writer's thread: the room's pump writes the frame to the transport
+            // itself (Kestrel's pipe takes it without blocking; its flush goes async only when the member is behind,
+            // and then the loop carries on by itself), instead of queueing one thread-pool work item per delivery. The
+            // loop's own end never runs on a writer's thread (RunAsync yields; see there).
+            AllowSynchronousContinuations = true,
         });
     }
 
@@ -107,7 +112,9 @@ internal sealed class ChatConnection : IFrameSink
     {
         var receiving = ReceiveLoopAsync(dispatch, requestAborted);
         var sending = SendLoopAsync();
-        await Task.WhenAny(receiving, sending, _closeRequested.Task);
+        // Forced to yield: the send loop may end on the thread of whoever wrote to the queue (a room's pump), and what
+        // follows (leaving the room, the close handshake) must not run there.
+        await ((Task)Task.WhenAny(receiving, sending, _closeRequested.Task)).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         if (_wire.SentCloseStatus is { } sent)
         {
             Interlocked.CompareExchange(ref _closeStatus, sent, 0);   // the runtime failed the peer (1002, 1007)
@@ -117,13 +124,14 @@ internal sealed class ChatConnection : IFrameSink
         RequestClose(WebSocketCloseStatus.NormalClosure);
         try
         {
-            await Task.WhenAll(receiving, sending).WaitAsync(_options.CloseTimeout, CancellationToken.None);
+            await Task.WhenAll(receiving, sending).WaitAsync(_options.CloseTimeout, CancellationToken.None)
+                .ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (TimeoutException)
         {
             ConnectionLog.Aborted(_logger, Id);
             _socket.Abort();
-            await Task.WhenAll(receiving, sending);
+            await Task.WhenAll(receiving, sending).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
 
         await closing;
@@ -202,15 +210,13 @@ internal sealed class ChatConnection : IFrameSink
     {
         try
         {
-            await foreach (var frame in _outgoing.Reader.ReadAllAsync(CancellationToken.None))
+            var reader = _outgoing.Reader;
+            while (await reader.WaitToReadAsync(CancellationToken.None))
             {
-                if (Volatile.Read(ref _closeStatus) != 0 || _wire.CloseSent)
+                if (!await SendQueuedAsync(reader))
                 {
                     break;   // a close is decided: no data frame starts after it; what is still queued is dropped
                 }
-
-                _metrics.FrameSent(frame.Span);   // counted before the write, so a client holding a frame sees it counted
-                await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
             }
 
             // Our Close, unless the runtime has sent one (a protocol error) or the socket is gone.
@@ -223,6 +229,36 @@ internal sealed class ChatConnection : IFrameSink
         catch (Exception ex) when (ex is WebSocketException or ObjectDisposedException or OperationCanceledException)
         {
             // The peer vanished mid-send, or the runtime failed the connection (its Close went out; see CloseLastStream).
+        }
+    }
+
+    /// <summary>
+    /// Sends every frame queued now. While another frame follows, the wire holds the bytes back, so the whole burst
+    /// reaches the transport as one write and one flush (one <c>send</c>, one wake-up) instead of one per frame; the
+    /// last frame of the burst writes them all. False once a close is decided (the loop then sends the Close, which
+    /// writes anything held before it).
+    /// </summary>
+    private async ValueTask<bool> SendQueuedAsync(ChannelReader<ReadOnlyMemory<byte>> reader)
+    {
+        try
+        {
+            while (reader.TryRead(out var frame))
+            {
+                if (Volatile.Read(ref _closeStatus) != 0 || _wire.CloseSent)
+                {
+                    return false;
+                }
+
+                _metrics.FrameSent(frame.Span);   // counted before the write, so a client holding a frame sees it counted
+                _wire.HoldWrites = reader.TryPeek(out _);
+                await _socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            }
+
+            return true;
+        }
+        finally
+        {
+            _wire.HoldWrites = false;
         }
     }
 

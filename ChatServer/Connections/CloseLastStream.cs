@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace ChatServer.Connections;
@@ -20,6 +21,11 @@ internal sealed class CloseLastStream(Stream inner) : Stream
     private bool _inClose;
     private byte[] _closePayload = [];
     private volatile bool _sealed;
+    private byte[]? _held;             // frames held back while the send loop has more queued: written with the next write
+    private int _heldLength;
+
+    /// <summary>The most bytes held back before they are written anyway.</summary>
+    internal const int MaxHeldBytes = 64 * 1024;
 
     /// <summary>True once a whole Close frame has been written: from then on nothing reaches the peer.</summary>
     public bool CloseSent => _sealed;
@@ -45,10 +51,64 @@ internal sealed class CloseLastStream(Stream inner) : Stream
 
     public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
 
+    /// <summary>
+    /// Set by the send loop while it writes a frame that more queued frames will follow: the frame's bytes are held
+    /// back (copied into a pooled buffer) and go out with the next write, so a burst of frames for one connection is one
+    /// write and one flush of the transport instead of one each. A Close is never held, nor anything beyond
+    /// <see cref="MaxHeldBytes"/>; the send loop always writes again after a held frame (the next frame or the Close).
+    /// </summary>
+    public bool HoldWrites { get; set; }
+
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var admitted = Admit(buffer.Span);
-        return admitted == 0 ? ValueTask.CompletedTask : inner.WriteAsync(buffer[..admitted], cancellationToken);
+        if (_held is null && (!HoldWrites || _sealed))
+        {
+            return admitted == 0 ? ValueTask.CompletedTask : inner.WriteAsync(buffer[..admitted], cancellationToken);
+        }
+
+        // Writes are never concurrent (the runtime's send lock), so the held buffer needs no lock of its own.
+        Hold(buffer.Span[..admitted]);
+        if (HoldWrites && !_sealed && _heldLength < MaxHeldBytes)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        return WriteHeldAsync(cancellationToken);
+    }
+
+    private void Hold(ReadOnlySpan<byte> bytes)
+    {
+        if (_held is null || _held.Length - _heldLength < bytes.Length)
+        {
+            var larger = ArrayPool<byte>.Shared.Rent(Math.Max(4096, _heldLength + bytes.Length));
+            if (_held is not null)
+            {
+                _held.AsSpan(0, _heldLength).CopyTo(larger);
+                ArrayPool<byte>.Shared.Return(_held);
+            }
+
+            _held = larger;
+        }
+
+        bytes.CopyTo(_held.AsSpan(_heldLength));
+        _heldLength += bytes.Length;
+    }
+
+    private async ValueTask WriteHeldAsync(CancellationToken cancellationToken)
+    {
+        var held = _held!;
+        var length = _heldLength;
+        _held = null;
+        _heldLength = 0;
+        try
+        {
+            await inner.WriteAsync(held.AsMemory(0, length), cancellationToken);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(held);
+        }
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
