@@ -47,10 +47,7 @@ export class ChatClient extends EventTarget {
    * Error whose message a person can read. After this, lost connections are re-opened on their own.
    */
   async signIn(user, room) {
-    const outbox = this.#outbox;   // what was sent since beginSignIn(): it belongs to this sign-in
-    this.#outbox = [];
-    this.stop();
-    this.#outbox = outbox;
+    this.#closeSession('You left the room.');   // what was sent since beginSignIn() stays: it belongs to this sign-in
     this.#stopped = false;
     this.#user = user;
     this.#room = room;
@@ -178,6 +175,13 @@ export class ChatClient extends EventTarget {
   }
 
   #stop(reason) {
+    this.#closeSession(reason);
+    this.#failOutbox(reason);
+    this.#setState('offline');
+  }
+
+  /** Ends the current session (socket, retries, requests in flight) but leaves the outbox to the caller. */
+  #closeSession(reason) {
     this.#stopped = true;
     this.#signedIn = false;
     this.#auth?.stop();
@@ -190,8 +194,6 @@ export class ChatClient extends EventTarget {
     }
 
     this.#failPending(reason);
-    this.#failOutbox(reason);
-    this.#setState('offline');
   }
 
   #open(state) {

@@ -54,8 +54,7 @@ public sealed partial class PageTests
     {
         var room = TestNames.Room("early");
         await using var bob = await ChatClient.SignInAsync(_hostB.WebSocketUri, "bob", room, cancellationToken);
-        var page = await OpenAsync(_hostA.BaseUri, cancellationToken);
-        var relay = await RelayAsync(page, cancellationToken);
+        var (page, relay) = await OpenBehindRelayAsync(cancellationToken);
         relay.Hold(f => f.Type == "ack" && f.HasMessages);   // the sign-in ack (it carries the history)
 
         await page.EvaluateAsync($$"""
@@ -91,8 +90,7 @@ public sealed partial class PageTests
     public async Task A_message_refused_by_the_rate_limit_says_so_and_the_page_can_send_again(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("limited");
-        var page = await OpenAsync(_hostA.BaseUri, cancellationToken);
-        var relay = await RelayAsync(page, cancellationToken);
+        var (page, relay) = await OpenBehindRelayAsync(cancellationToken);
         await SignInOnPageAsync(page, "alice", room, cancellationToken);
 
         // Before the page's message reaches the server, spend the connection's whole burst; those acks stay here.
@@ -119,8 +117,7 @@ public sealed partial class PageTests
     public async Task A_request_the_server_never_answers_fails_after_10_s_with_a_visible_error(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("silent");
-        var page = await OpenAsync(_hostA.BaseUri, cancellationToken);
-        var relay = await RelayAsync(page, cancellationToken);
+        var (page, relay) = await OpenBehindRelayAsync(cancellationToken);
         await SignInOnPageAsync(page, "alice", room, cancellationToken);
         relay.Drop(f => f.Type == "ack" && f.IdJson is not null && relay.FromPage.Any(p => p.Type == "sendMessage" && p.IdJson == f.IdJson), once: true);
 
@@ -140,8 +137,7 @@ public sealed partial class PageTests
         var bob = await ChatClient.SignInAsync(_hostB.WebSocketUri, "bob", room, cancellationToken);
         try
         {
-            var page = await OpenAsync(_hostA.BaseUri, cancellationToken);
-            var relay = await RelayAsync(page, cancellationToken);
+            var (page, relay) = await OpenBehindRelayAsync(cancellationToken);
             relay.Hold(f => f.Type == "ack" && f.Root.TryGetProperty("members", out _));   // computed with bob still in
             await SignInOnPageAsync(page, "alice", room, cancellationToken);
             var held = await relay.HeldAsync(cancellationToken);
@@ -152,7 +148,9 @@ public sealed partial class PageTests
             relay.Release();
 
             await Expect(page.Locator("#member-list .member")).ToHaveTextAsync(["alice"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
-            await page.WaitForTimeoutAsync(300).WaitAsync(cancellationToken);   // a late flicker would show here
+            // The page's own message coming back means it has handled everything sent before it: no late flicker left.
+            await SendAsync(page, "sentinel", cancellationToken);
+            await Expect(page.Locator("#messages li.message").Last).ToHaveTextAsync("alice: sentinel", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
             await Expect(page.Locator("#member-list .member")).ToHaveTextAsync(["alice"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         }
         finally
@@ -202,11 +200,13 @@ public sealed partial class PageTests
         await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
     }
 
-    private static async Task<SocketRelay> RelayAsync(IPage page, CancellationToken cancellationToken)
+    /// <summary>A page on instance A whose socket goes through a <see cref="SocketRelay"/> the test controls.</summary>
+    private async Task<(IPage Page, SocketRelay Relay)> OpenBehindRelayAsync(CancellationToken cancellationToken)
     {
+        var page = await OpenAsync(_hostA.BaseUri, cancellationToken);
         var relay = new SocketRelay();
         await page.RouteWebSocketAsync("**/ws", relay.Attach).WaitAsync(cancellationToken);
-        return relay;
+        return (page, relay);
     }
 
     /// <summary>
@@ -217,6 +217,7 @@ public sealed partial class PageTests
     {
         private readonly ConcurrentQueue<Frame> _fromPage = new();
         private readonly List<Frame> _forwarded = [];
+        private readonly List<(Func<Frame, bool> Match, TaskCompletionSource Done)> _waiters = [];
         private readonly TaskCompletionSource<Frame> _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly List<Frame> _backlog = [];
         private readonly object _lock = new();
@@ -273,19 +274,19 @@ public sealed partial class PageTests
             }
         }
 
-        public async Task ForwardedAsync(Func<Frame, bool> match, CancellationToken cancellationToken)
+        /// <summary>Completes once a frame that matches has been passed to the page (or already was).</summary>
+        public Task ForwardedAsync(Func<Frame, bool> match, CancellationToken cancellationToken)
         {
-            while (true)
+            lock (_lock)
             {
-                lock (_lock)
+                if (_forwarded.Any(match))
                 {
-                    if (_forwarded.Any(match))
-                    {
-                        return;
-                    }
+                    return Task.CompletedTask;
                 }
 
-                await Task.Delay(20, cancellationToken);   // poll; the test's token is the deadline
+                var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _waiters.Add((match, waiter));
+                return waiter.Task.WaitAsync(cancellationToken);
             }
         }
 
@@ -326,6 +327,11 @@ public sealed partial class PageTests
             {
                 _forwarded.Add(frame);
                 _page!.Send(frame.Raw);
+                foreach (var waiter in _waiters.Where(w => w.Match(frame)).ToList())
+                {
+                    _waiters.Remove(waiter);
+                    waiter.Done.TrySetResult();
+                }
             }
         }
     }

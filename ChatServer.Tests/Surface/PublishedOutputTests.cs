@@ -128,9 +128,13 @@ public sealed partial class PublishedOutputTests
         }
     }
 
-    private static async Task RunPublishedAsync(string directory, string[] entrypoint, bool redis, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts the published output as the ENTRYPOINT does on <paramref name="port"/>, with nothing inherited that the
+    /// image would not have and <paramref name="environment"/> added; its console lines go to the two lists.
+    /// </summary>
+    private static Process StartPublished(string directory, string[] entrypoint, int port, IReadOnlyDictionary<string, string> environment,
+        List<string> stdout, List<string> stderr)
     {
-        var port = FreePort();
         var info = new ProcessStartInfo(entrypoint[0])
         {
             WorkingDirectory = directory,
@@ -148,24 +152,35 @@ public sealed partial class PublishedOutputTests
             info.Environment.Remove(inherited);
         }
 
-        // What the runtime-deps image sets, then what Cloud Run and the deploy command set.
-        info.Environment["DOTNET_RUNNING_IN_CONTAINER"] = "true";
-        info.Environment["ASPNETCORE_HTTP_PORTS"] = "8080";
         info.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (redis)
+        foreach (var (key, value) in environment)
         {
-            var endpoint = TestRedis.ConnectionString.Split(',')[0];
-            info.Environment["REDISHOST"] = endpoint[..endpoint.LastIndexOf(':')];
-            info.Environment["REDISPORT"] = endpoint[(endpoint.LastIndexOf(':') + 1)..];
+            info.Environment[key] = value;
         }
 
-        var stdout = new List<string>();
-        var stderr = new List<string>();
-        using var server = Process.Start(info)!;
+        var server = Process.Start(info)!;
         server.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (stdout) { stdout.Add(e.Data); } } };
         server.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (stderr) { stderr.Add(e.Data); } } };
         server.BeginOutputReadLine();
         server.BeginErrorReadLine();
+        return server;
+    }
+
+    private static async Task RunPublishedAsync(string directory, string[] entrypoint, bool redis, CancellationToken cancellationToken)
+    {
+        var port = FreePort();
+        // What the runtime-deps image sets, then what Cloud Run and the deploy command set.
+        var environment = new Dictionary<string, string> { ["DOTNET_RUNNING_IN_CONTAINER"] = "true", ["ASPNETCORE_HTTP_PORTS"] = "8080" };
+        if (redis)
+        {
+            var endpoint = TestRedis.ConnectionString.Split(',')[0];
+            environment["REDISHOST"] = endpoint[..endpoint.LastIndexOf(':')];
+            environment["REDISPORT"] = endpoint[(endpoint.LastIndexOf(':') + 1)..];
+        }
+
+        var stdout = new List<string>();
+        var stderr = new List<string>();
+        using var server = StartPublished(directory, entrypoint, port, environment, stdout, stderr);
         try
         {
             var baseUri = new Uri($"http://127.0.0.1:{port}/");
@@ -245,22 +260,14 @@ public sealed partial class PublishedOutputTests
     {
         await using var issuer = await TestIssuer.StartAsync();
         var port = FreePort();
-        var info = new ProcessStartInfo(entrypoint[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var inherited in new[] { "ASPNETCORE_ENVIRONMENT", "DOTNET_ENVIRONMENT", "ASPNETCORE_URLS", "Redis__Configuration", "REDISHOST", "REDISPORT" })
+        var environment = new Dictionary<string, string>
         {
-            info.Environment.Remove(inherited);
-        }
-
-        info.Environment["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["Auth__Authority"] = issuer.Authority;
-        info.Environment["Auth__Audience"] = TestIssuer.Audience;
-        info.Environment["Auth__RequireHttpsMetadata"] = "false";
-        using var server = Process.Start(info)!;
+            ["Auth__Authority"] = issuer.Authority,
+            ["Auth__Audience"] = TestIssuer.Audience,
+            ["Auth__RequireHttpsMetadata"] = "false",
+        };
         var output = new List<string>();
-        server.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.Add(e.Data); } } };
-        server.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.Add(e.Data); } } };
-        server.BeginOutputReadLine();
-        server.BeginErrorReadLine();
+        using var server = StartPublished(directory, entrypoint, port, environment, output, output);
         try
         {
             var baseUri = new Uri($"http://127.0.0.1:{port}/");

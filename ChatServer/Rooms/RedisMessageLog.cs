@@ -14,11 +14,17 @@ namespace ChatServer.Rooms;
 internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys, IOptions<ChatOptions> options, ChatMetrics metrics)
     : IMessageLog
 {
-    // The failover guard (issue 12), one block in both scripts: ARGV[seen] and ARGV[seen + 1] are the epoch and seq
-    // this instance has seen ("" and 0 for none). The same epoch with a lower stored head means the store went backward
-    // (a replica promoted before it had the last writes): start a new epoch (ARGV[candidate]), empty, so no (epoch,
-    // seq) is handed out twice.
-    private static string FailoverGuard(int candidate, int seen) => $$"""
+    // How both scripts start: the room's epoch into the local `epoch`, a new one (ARGV[candidate]) for a room without
+    // one (first use, Redis lost its data, its keys expired). Then the failover guard (issue 12): ARGV[seen] and
+    // ARGV[seen + 1] are the epoch and seq this instance has seen ("" and 0 for none). The same epoch with a lower
+    // stored head means the store went backward (a replica promoted before it had the last writes): start a new epoch,
+    // empty, so no (epoch, seq) is handed out twice.
+    private static string Epoch(int candidate, int seen) => $$"""
+        local epoch = redis.call('HGET', KEYS[1], 'epoch')
+        if not epoch then
+          epoch = ARGV[{{candidate}}]
+          redis.call('HSET', KEYS[1], 'epoch', epoch)
+        end
         -- failover guard: begin
         if epoch == ARGV[{{seen}}] and tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') < tonumber(ARGV[{{seen + 1}}]) then
           epoch = ARGV[{{candidate}}]
@@ -46,12 +52,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     // for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has the room's hash tag, so
     // SPUBLISH from the script stays in the slot the keys routed it to.
     private static readonly string AppendScript = $$"""
-        local epoch = redis.call('HGET', KEYS[1], 'epoch')
-        if not epoch then
-          epoch = ARGV[3]
-          redis.call('HSET', KEYS[1], 'epoch', epoch)
-        end
-        {{FailoverGuard(candidate: 3, seen: 6)}}
+        {{Epoch(candidate: 3, seen: 6)}}
         local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
         local entry = {{RoomEntry.LuaEncodeMessage}}
         redis.call('RPUSH', KEYS[2], entry)
@@ -69,12 +70,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     // message exists; a read (a join, a history page) renews the room's expiry as a message does. The range arithmetic
     // is LogSlice.Range's; the list's first index holds seq `first`.
     private static readonly string ReadScript = $$"""
-        local epoch = redis.call('HGET', KEYS[1], 'epoch')
-        if not epoch then
-          epoch = ARGV[1]
-          redis.call('HSET', KEYS[1], 'epoch', epoch)
-        end
-        {{FailoverGuard(candidate: 1, seen: 5)}}
+        {{Epoch(candidate: 1, seen: 5)}}
         local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
         local first = head - redis.call('LLEN', KEYS[2]) + 1
         local position, count = tonumber(ARGV[3]), tonumber(ARGV[4])
