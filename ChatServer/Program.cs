@@ -17,5 +17,5 @@ app.UseChatPage();              // wwwroot (index.html at /) with a Content-Secu
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatMetrics();           // /metrics
 app.MapAuthConfig();            // /auth/config: whether the page must get a token
-app.MapChatSocket("/ws");
+app.MapChatSocket(ChatSocketEndpoint.Path);
 app.Run();

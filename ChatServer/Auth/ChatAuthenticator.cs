@@ -18,15 +18,24 @@ internal sealed class ChatAuthenticator(TokenValidator validator, IOptions<AuthO
     public bool Enabled => validator.Enabled;
 
     /// <summary>The upgrade's token, checked: <c>Refused</c> means answer 401; <c>Identity</c> is null when none came.</summary>
-    public async Task<(bool Refused, AuthIdentity? Identity)> AuthenticateUpgradeAsync(HttpRequest request, CancellationToken cancellationToken)
+    public Task<(bool Refused, AuthIdentity? Identity)> AuthenticateUpgradeAsync(HttpRequest request, CancellationToken cancellationToken) =>
+        AuthenticateUpgradeAsync(name => request.Headers[name].ToString(), log: true, cancellationToken);
+
+    /// <summary>
+    /// The same from any request's headers (<see cref="DirectUpgrade"/> reads them off the wire). <paramref name="log"/>
+    /// false: a refusal is neither logged nor counted, because the request then goes on to the endpoint, which checks it
+    /// again and answers 401.
+    /// </summary>
+    public async Task<(bool Refused, AuthIdentity? Identity)> AuthenticateUpgradeAsync(Func<string, string?> header, bool log,
+        CancellationToken cancellationToken)
     {
-        if (!Enabled || ReadToken(request) is not { } token)
+        if (!Enabled || ReadToken(header) is not { } token)
         {
             return (false, null);
         }
 
         var check = await validator.ValidateAsync(token, cancellationToken);
-        if (check.Identity is null)
+        if (check.Identity is null && log)
         {
             AuthLog.UpgradeRefused(logger, check.Reason);
             metrics.FrameRejected("auth_upgrade_" + check.Reason);
@@ -48,14 +57,14 @@ internal sealed class ChatAuthenticator(TokenValidator validator, IOptions<AuthO
         Enabled ? new ConnectionAuth(validator, connection, identity, time, metrics, logger) : null;
 
     /// <summary>The configured header (a bare JWT) first, then <c>Authorization: Bearer</c>; never the URL.</summary>
-    public string? ReadToken(HttpRequest request)
+    private string? ReadToken(Func<string, string?> header)
     {
-        if (_header is not null && request.Headers[_header].ToString() is { Length: > 0 } bare)
+        if (_header is not null && header(_header) is { Length: > 0 } bare)
         {
             return bare.Trim();
         }
 
-        var authorization = request.Headers[HeaderNames.Authorization].ToString();
+        var authorization = header(HeaderNames.Authorization) ?? "";
         return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
             ? authorization[7..].Trim()
             : null;

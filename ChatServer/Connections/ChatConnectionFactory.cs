@@ -1,14 +1,20 @@
 using System.Net.WebSockets;
+using ChatServer.Auth;
 using ChatServer.Hosting;
 using ChatServer.Rooms;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
 namespace ChatServer.Connections;
 
-/// <summary>Makes the per-socket objects, which die with the socket; counts open connections for the cap.</summary>
+/// <summary>
+/// Makes the per-socket objects, which die with the socket, and runs them; counts open connections for the cap. Both
+/// transports end here: <see cref="DirectUpgrade"/> (a fresh TCP connection upgraded by us) and the <c>/ws</c> endpoint
+/// (ASP.NET Core's WebSocket, for whatever reaches the HTTP pipeline).
+/// </summary>
 internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
     PresenceTracker presence, InstanceId instance, TimeProvider time, ChatMetrics metrics, IHostApplicationLifetime lifetime,
-    ILoggerFactory loggers)
+    FrameDispatcher dispatcher, ChatAuthenticator authenticator, RawConnections rawConnections, ILoggerFactory loggers)
 {
     private readonly string _instanceId = instance.Value;
     private readonly ILogger _connectionLogger = loggers.CreateLogger<ChatConnection>();
@@ -37,16 +43,50 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
         metrics.ConnectionClosed();
     }
 
+    /// <summary>A connection on ASP.NET Core's <paramref name="socket"/>; it owns the socket and the <paramref name="wire"/> under it.</summary>
+    public ChatConnection CreateManaged(WebSocket socket, CloseLastStream wire) =>
+        new ManagedChatConnection(NextId(), socket, wire, options.Value, time, metrics, _connectionLogger);
+
+    /// <summary>A connection framed by us on Kestrel's <paramref name="transport"/>, once the 101 is written.</summary>
+    public RawChatConnection CreateRaw(ConnectionContext transport, WireOutput output) =>
+        new(NextId(), transport, output, options.Value, metrics, _connectionLogger);
+
     /// <summary>
-    /// A session whose waits end when <paramref name="requestAborted"/> fires or the application stops. The connection
-    /// takes ownership of <paramref name="socket"/> and the <paramref name="wire"/> under it.
+    /// Runs <paramref name="connection"/> to its end as <paramref name="identity"/> (the upgrade's token, if any): its
+    /// session's waits end when <paramref name="aborted"/> fires or the application stops. The caller has reserved a
+    /// slot and releases it afterwards.
     /// </summary>
-    public ChatSession Create(WebSocket socket, CloseLastStream wire, CancellationToken requestAborted)
+    public async Task RunAsync(ChatConnection connection, AuthIdentity? identity, CancellationToken aborted)
     {
-        var id = $"{_instanceId}-{Interlocked.Increment(ref _created)}";
-        var connection = new ChatConnection(id, socket, wire, options.Value, time, metrics, _connectionLogger);
         var rateLimiter = new SendRateLimiter(time, options.Value.RateLimitPerSecond, options.Value.RateLimitBurst);
-        return new ChatSession(connection, rateLimiter, registry, log, channel, presence, time, _sessionLogger, requestAborted,
+        using var session = new ChatSession(connection, rateLimiter, registry, log, channel, presence, time, _sessionLogger, aborted,
             lifetime.ApplicationStopping);
+        using var auth = session.Auth = authenticator.Attach(connection, identity);
+        ConnectionLog.Opened(_connectionLogger, connection.Id);
+        var raw = connection as RawChatConnection;
+        if (raw is not null)
+        {
+            rawConnections.Add(raw);   // keep-alive and the shutdown close, for all raw sockets at once
+        }
+
+        // The stock socket gets its 1012 on shutdown from a registration of its own.
+        using var stopping = raw is null
+            ? lifetime.ApplicationStopping.Register(() => connection.RequestClose(ChatConnection.ServiceRestart))
+            : default;
+        try
+        {
+            await connection.RunAsync((_, type, frame) => dispatcher.DispatchAsync(session, type, frame), session.CloseAsync, aborted);
+        }
+        finally
+        {
+            if (raw is not null)
+            {
+                rawConnections.Remove(raw);
+            }
+
+            await session.CloseAsync();
+        }
     }
+
+    private string NextId() => $"{_instanceId}-{Interlocked.Increment(ref _created)}";
 }

@@ -6,6 +6,9 @@ namespace ChatServer.Connections;
 
 internal static class ChatSocketEndpoint
 {
+    /// <summary>The chat's WebSocket path (the endpoint's pattern, and what <see cref="DirectUpgrade"/> takes).</summary>
+    public const string Path = "/ws";
+
     /// <summary>
     /// <c>GET /ws</c> upgrades to a WebSocket; a plain request gets 400, a foreign <c>Origin</c> 403, and a full or
     /// stopping instance 503. On SIGTERM open sockets are closed with 1012 so clients reconnect elsewhere.
@@ -13,7 +16,7 @@ internal static class ChatSocketEndpoint
     public static IEndpointConventionBuilder MapChatSocket(this IEndpointRouteBuilder endpoints, string pattern) =>
         endpoints.Map(pattern, HandleAsync);
 
-    private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory, FrameDispatcher dispatcher,
+    private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory,
         OriginPolicy origins, IHostApplicationLifetime lifetime, IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger,
         ChatAuthenticator authenticator)
     {
@@ -58,20 +61,7 @@ internal static class ChatSocketEndpoint
             var socket = await context.WebSockets.AcceptWebSocketAsync();
             var wire = context.Features.Get<CloseLastStream>()
                 ?? throw new InvalidOperationException("The WebSocket was not accepted through UseChatWebSockets().");
-            using var session = factory.Create(socket, wire, context.RequestAborted);
-            var connection = session.Connection;
-            using var auth = session.Auth = authenticator.Attach(connection, identity);
-            ConnectionLog.Opened(logger, connection.Id);
-            using var stopping = lifetime.ApplicationStopping.Register(() => connection.RequestClose(ChatConnection.ServiceRestart));
-            try
-            {
-                await connection.RunAsync((_, type, frame) => dispatcher.DispatchAsync(session, type, frame),
-                    session.CloseAsync, context.RequestAborted);
-            }
-            finally
-            {
-                await session.CloseAsync();
-            }
+            await factory.RunAsync(factory.CreateManaged(socket, wire), identity, context.RequestAborted);
         }
         finally
         {

@@ -14,7 +14,14 @@ internal sealed class OriginPolicy(IOptions<ChatOptions> options)
 
     public bool IsAllowed(HttpRequest request, out string origin)
     {
-        var requestOrigin = origin = request.Headers.Origin.ToString();
+        origin = request.Headers.Origin.ToString();
+        return IsAllowed(origin, request.Headers["X-Forwarded-Proto"], request.Headers["X-Forwarded-Host"], request.Scheme,
+            request.Host.Value ?? "");
+    }
+
+    /// <summary>The same rule from the raw upgrade's header values (<see cref="DirectUpgrade"/>).</summary>
+    public bool IsAllowed(string requestOrigin, string? forwardedProto, string? forwardedHost, string scheme, string host)
+    {
         if (string.IsNullOrEmpty(requestOrigin))
         {
             return _options.AllowRequestsWithoutOrigin;
@@ -25,14 +32,11 @@ internal sealed class OriginPolicy(IOptions<ChatOptions> options)
             return true;
         }
 
-        var scheme = First(request.Headers["X-Forwarded-Proto"]) ?? request.Scheme;
-        var host = First(request.Headers["X-Forwarded-Host"]) ?? request.Host.Value;
-        return SameOrigin($"{scheme}://{host}", requestOrigin);
+        return SameOrigin($"{First(forwardedProto) ?? scheme}://{First(forwardedHost) ?? host}", requestOrigin);
     }
 
-    private static string? First(Microsoft.Extensions.Primitives.StringValues values)
+    private static string? First(string? value)
     {
-        var value = values.ToString();
         if (string.IsNullOrWhiteSpace(value))
         {
             return null;

@@ -20,6 +20,10 @@ internal static class ChatServerRegistration
             builder.WebHost.UseUrls($"http://0.0.0.0:{(string.IsNullOrWhiteSpace(port) ? "8080" : port)}");
         }
 
+        // Fresh WebSocket upgrades to the chat path are taken before HTTP (DirectUpgrade); every other byte goes on to it.
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(listen =>
+            listen.Use(next => new DirectUpgrade(next, listen.ApplicationServices, ChatSocketEndpoint.Path).OnConnectedAsync)));
+
         // The official .NET images set DOTNET_RUNNING_IN_CONTAINER: there (Cloud Run) one JSON object per line, so Cloud
         // Logging reads severity and message; elsewhere the default plain text, which people read better.
         if (string.Equals(builder.Configuration["DOTNET_RUNNING_IN_CONTAINER"], "true", StringComparison.OrdinalIgnoreCase))
@@ -71,6 +75,7 @@ internal static class ChatServerRegistration
         services.AddSingleton<FrameDispatcher>();
         services.AddSingleton<OriginPolicy>();
         services.AddSingleton<ChatConnectionFactory>();
+        services.AddSingleton<RawConnections>();
         return builder;
     }
 

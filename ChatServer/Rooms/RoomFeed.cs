@@ -273,9 +273,10 @@ internal sealed class RoomFeed : IAsyncDisposable
     {
         if (entry.Kind == RoomEntryKind.Notification)
         {
+            var frame = new SharedFrame(entry.Json);
             foreach (var member in Volatile.Read(ref _members))
             {
-                member.Deliver(entry);
+                member.Deliver(entry, frame);
             }
 
             return;
@@ -484,9 +485,10 @@ internal sealed class RoomFeed : IAsyncDisposable
     private void Deliver(RoomEntry message)
     {
         _metrics.MessageFannedOut(message.Json.Span);
+        var frame = new SharedFrame(message.Json);
         foreach (var member in Volatile.Read(ref _members))
         {
-            member.Deliver(message);
+            member.Deliver(message, frame);
         }
 
         (_last, _delivered) = (message.Seq, _delivered + 1);
@@ -503,7 +505,7 @@ internal sealed class RoomFeed : IAsyncDisposable
 
     private void Broadcast(GapFrame gap)
     {
-        var json = JsonSerializer.SerializeToUtf8Bytes(gap, ChatJsonContext.Wire.GapFrame);
+        var json = new SharedFrame(JsonSerializer.SerializeToUtf8Bytes(gap, ChatJsonContext.Wire.GapFrame));
         foreach (var member in Volatile.Read(ref _members))
         {
             member.Send(json);

@@ -19,15 +19,27 @@ internal sealed class RoomMember(IFrameSink sink, string room)
         }
     }
 
-    /// <summary>Called by the feed, one entry at a time in order; only enqueues, never blocks.</summary>
-    public void Deliver(in RoomEntry entry)
+    /// <summary>Sends a frame every member gets (a gap).</summary>
+    public void Send(SharedFrame frame)
+    {
+        if (!_left)
+        {
+            sink.TryEnqueue(frame);
+        }
+    }
+
+    /// <summary>
+    /// Called by the feed, one entry at a time in order; only enqueues, never blocks. <paramref name="frame"/> is the
+    /// entry's JSON, shared by every member (framed once).
+    /// </summary>
+    public void Deliver(in RoomEntry entry, SharedFrame frame)
     {
         if (_left || (entry.Kind == RoomEntryKind.Notification && string.Equals(entry.Origin, sink.Id, StringComparison.Ordinal)))
         {
             return;   // left, or its own notification ("every other connection")
         }
 
-        sink.TryEnqueue(entry.Json);
+        sink.TryEnqueue(frame);
     }
 
     /// <summary>Stops all delivery at once (the connection is leaving, moving or closing).</summary>

@@ -1,0 +1,73 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+
+namespace ChatServer.Connections;
+
+/// <summary>
+/// Where a <see cref="RawChatConnection"/> writes its bytes. <see cref="WriteAsync"/> completes synchronously when the
+/// bytes went out at once (the common case: a socket with room in its send buffer); otherwise the caller awaits the
+/// returned task before it writes again. One writer at a time.
+/// </summary>
+internal abstract class WireOutput
+{
+    /// <summary>The socket under Kestrel's transport when it has one, else the transport's own output pipe.</summary>
+    public static WireOutput For(Socket? socket, PipeWriter transport) =>
+        socket is not null ? new SocketOutput(socket) : new PipeOutput(transport);
+
+    public abstract ValueTask WriteAsync(ReadOnlyMemory<byte> bytes);
+
+    /// <summary>
+    /// Straight onto the socket from the thread that delivers, as Node's libuv does: a non-blocking <c>send</c> that
+    /// takes the whole frame is the end of it (no pipe, no flush, no hop to Kestrel's I/O thread); whatever does not fit
+    /// goes out asynchronously and later frames wait behind it. Kestrel never writes to a socket it handed to us (the
+    /// connection never reaches its HTTP layer), and its receive side is untouched.
+    /// </summary>
+    private sealed class SocketOutput : WireOutput
+    {
+        private readonly Socket _socket;
+
+        public SocketOutput(Socket socket)
+        {
+            _socket = socket;
+            _socket.Blocking = false;   // a synchronous Send returns WouldBlock instead of parking the delivering thread
+        }
+
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> bytes)
+        {
+            var sent = _socket.Send(bytes.Span, SocketFlags.None, out var error);
+            if (error == SocketError.Success && sent == bytes.Length)
+            {
+                return default;
+            }
+
+            if (error is not (SocketError.Success or SocketError.WouldBlock))
+            {
+                throw new SocketException((int)error);
+            }
+
+            return SendRestAsync(bytes[Math.Max(sent, 0)..]);
+        }
+
+        private async ValueTask SendRestAsync(ReadOnlyMemory<byte> rest)
+        {
+            while (rest.Length > 0)
+            {
+                rest = rest[await _socket.SendAsync(rest, SocketFlags.None)..];
+            }
+        }
+    }
+
+    /// <summary>A transport without a socket (another Kestrel transport): its pipe, one flush per write.</summary>
+    private sealed class PipeOutput(PipeWriter writer) : WireOutput
+    {
+        public override ValueTask WriteAsync(ReadOnlyMemory<byte> bytes)
+        {
+            writer.Write(bytes.Span);
+            var flush = writer.FlushAsync();
+            return flush.IsCompletedSuccessfully ? default : AwaitAsync(flush);
+        }
+
+        private static async ValueTask AwaitAsync(ValueTask<FlushResult> flush) => await flush;
+    }
+}
