@@ -28,7 +28,12 @@ public sealed class RawWebSocket : IAsyncDisposable
     /// Connects and upgrades. <paramref name="receiveBufferSize"/> pins the TCP receive buffer (a client that does
     /// not read then fills the server's side after kilobytes, as in <see cref="ChatClient.ConnectWithoutReadingAsync"/>).
     /// </summary>
-    public static async Task<RawWebSocket> ConnectAsync(Uri uri, CancellationToken cancellationToken, int? receiveBufferSize = null)
+    /// <remarks>
+    /// <paramref name="plainRequestFirst"/>: a path to GET on the same TCP connection before the upgrade (its response
+    /// must carry a Content-Length), so the upgrade is the connection's second request, as on a reused keep-alive one.
+    /// </remarks>
+    public static async Task<RawWebSocket> ConnectAsync(Uri uri, CancellationToken cancellationToken, int? receiveBufferSize = null,
+        string? plainRequestFirst = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork) { NoDelay = true };
         if (receiveBufferSize is { } size)
@@ -41,11 +46,27 @@ public sealed class RawWebSocket : IAsyncDisposable
         {
             await tcp.ConnectAsync(uri.Host, uri.Port, cancellationToken);
             socket._stream = tcp.GetStream();
+            if (plainRequestFirst is not null)
+            {
+                await socket.SendRawAsync(Encoding.ASCII.GetBytes($"GET {plainRequestFirst} HTTP/1.1\r\nHost: {uri.Authority}\r\n\r\n"),
+                    cancellationToken);
+                var response = await socket.ReadHeadAsync(cancellationToken);
+                var length = response.Split("\r\n").Select(line => line.Split(':', 2))
+                    .Single(pair => pair[0].Equals("Content-Length", StringComparison.OrdinalIgnoreCase))[1].Trim();
+                if (!await socket.FillAsync(int.Parse(length, System.Globalization.CultureInfo.InvariantCulture), cancellationToken))
+                {
+                    throw new EndOfStreamException("The server ended the connection after the plain request.");
+                }
+
+                socket._start += int.Parse(length, System.Globalization.CultureInfo.InvariantCulture);
+                socket.PlainResponse = response;
+            }
+
             var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
             var request = $"GET {uri.PathAndQuery} HTTP/1.1\r\nHost: {uri.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
                 $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
             await socket.SendRawAsync(Encoding.ASCII.GetBytes(request), cancellationToken);
-            var head = await socket.ReadHeadAsync(cancellationToken);
+            var head = socket.UpgradeResponse = await socket.ReadHeadAsync(cancellationToken);
 #pragma warning disable CA5350 // RFC 6455 §4.2.2 defines Sec-WebSocket-Accept with SHA-1; nothing here is security
             var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
 #pragma warning restore CA5350
@@ -63,6 +84,12 @@ public sealed class RawWebSocket : IAsyncDisposable
             throw;
         }
     }
+
+    /// <summary>The 101 response's head (status line and headers).</summary>
+    public string UpgradeResponse { get; private set; } = "";
+
+    /// <summary>The head of the response to <c>plainRequestFirst</c>, when one was sent.</summary>
+    public string? PlainResponse { get; private set; }
 
     /// <summary>One frame's bytes: masked (as a client must) unless told otherwise; <paramref name="rsv"/> sets RSV1-3 (0-7).</summary>
     public static byte[] Frame(int opcode, ReadOnlySpan<byte> payload, bool masked = true, int rsv = 0, bool fin = true)
