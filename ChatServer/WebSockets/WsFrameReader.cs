@@ -80,6 +80,9 @@ internal sealed class WsFrameReader : IDisposable
     /// <summary>Which rule the peer broke, in short English, for the log and the Close reason.</summary>
     public string ErrorReason { get; private set; } = "";
 
+    /// <summary>True while the reader holds a rented buffer (a message being assembled, or a payload handed out); for tests.</summary>
+    internal bool HoldsBuffer => _message is not null || _control is not null;
+
     /// <summary>
     /// Decodes at most one event from the start of <paramref name="buffer"/>. <paramref name="consumed"/> is how many
     /// bytes were used, to advance the pipe by, whatever the result: fragments of an unfinished message are taken in
