@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -200,11 +201,8 @@ internal sealed class WsFrameReader : IDisposable
                 return WsReadResult.NeedMoreData;
             }
 
-            if (header.Length < headerSize)
-            {
-                // Only when the whole header was not in the copy; it always fits 14 bytes, so this cannot happen.
-                return WsReadResult.NeedMoreData;
-            }
+            // The whole frame is in the buffer, so the header (at most 14 bytes) is whole in the span or its copy.
+            Debug.Assert(header.Length >= headerSize);
 
             var maskKey = MemoryMarshal.Read<uint>(header.Slice(2 + lengthBytes, 4));
             var payload = remaining.Slice(headerSize, payloadLength);
