@@ -381,6 +381,8 @@ internal sealed class RawChatConnection : ChatConnection
         {
             ConnectionLog.FrameTooBig(_logger, Id, _options.MaxFrameBytes);
             _metrics.FrameRejected("too_big");
+            RequestClose(WebSocketCloseStatus.MessageTooBig);   // the same reason as the stock path gives
+            return;
         }
 
         RequestClose((WebSocketCloseStatus)code, reason);
