@@ -23,7 +23,8 @@ internal sealed class ChatSession : IDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly CancellationTokenSource _cancellation;
+    private readonly CancellationToken _requestAborted;
+    private readonly CancellationToken _applicationStopping;
     private RoomMember? _member;
     private string _user = "";
     private bool _counted;   // presence counts this connection as _user in _member's room
@@ -34,7 +35,8 @@ internal sealed class ChatSession : IDisposable
     {
         (_connection, _rateLimiter, _registry, _log, _channel, _presence, _time, _logger) =
             (connection, rateLimiter, registry, log, channel, presence, time, logger);
-        _cancellation = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, applicationStopping);
+        // Linked per frame, not per connection (Link): an idle signed-in socket holds no registration on either token.
+        (_requestAborted, _applicationStopping) = (requestAborted, applicationStopping);
     }
 
     public ChatConnection Connection => _connection;
@@ -107,14 +109,17 @@ internal sealed class ChatSession : IDisposable
     public void Dispose()
     {
         _gate.Dispose();
-        _cancellation.Dispose();
     }
 
     public void SendAck(AckFrame ack) => _connection.TryEnqueue(Serialize(ack));
 
+    /// <summary>A token that fires when the connection is aborted or the application stops, for one frame's waits.</summary>
+    private CancellationTokenSource Link() => CancellationTokenSource.CreateLinkedTokenSource(_requestAborted, _applicationStopping);
+
     private async Task JoinAsync(JsonElement? id, string user, string room, JoinRequest request)
     {
-        var cancellationToken = _cancellation.Token;
+        using var cancellation = Link();
+        var cancellationToken = cancellation.Token;
         await RunGatedAsync(id, async () =>
         {
             var current = _member;
@@ -167,10 +172,11 @@ internal sealed class ChatSession : IDisposable
     /// Runs a frame that needs a room under the gate, and acks it: with <paramref name="action"/>'s ack, with
     /// "User session not found." before sign-in, or with the store-unavailable error. Nothing after a close.
     /// </summary>
-    private Task InRoomAsync(JsonElement? id, Func<RoomMember, CancellationToken, Task<AckFrame>> action)
+    private async Task InRoomAsync(JsonElement? id, Func<RoomMember, CancellationToken, Task<AckFrame>> action)
     {
-        var cancellationToken = _cancellation.Token;
-        return RunGatedAsync(id, async () =>
+        using var cancellation = Link();
+        var cancellationToken = cancellation.Token;
+        await RunGatedAsync(id, async () =>
         {
             if (_member is not { } member)
             {

@@ -31,7 +31,8 @@ internal sealed class RawChatConnection : ChatConnection
     private readonly ChatMetrics _metrics;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Func<Task>? _onClosing;                   // the session's leave, started once at the first close decision
+    private Task? _closing;
     private Queue<ReadOnlyMemory<byte>>? _waiting;   // frames behind a write in progress; null while none wait
     private byte[]? _closeWaiting;                    // our Close, behind the write in progress
     private bool _writing;                            // a write did not complete at once; DrainAsync owns the output
@@ -237,8 +238,7 @@ internal sealed class RawChatConnection : ChatConnection
     {
         (_broken, _waiting, _closeWaiting) = (true, null, null);
         _idle?.TrySetResult();
-        _closeRequested.TrySetResult();
-        _transport.Abort();
+        _transport.Abort();   // ends the receive loop
     }
 
     public override void RequestClose(WebSocketCloseStatus status, string? description = null)
@@ -272,8 +272,37 @@ internal sealed class RawChatConnection : ChatConnection
             _ = DrainAsync(pending);
         }
 
-        _closeRequested.TrySetResult();
+        StartClosing();
+        _ = AbortAfterCloseTimeoutAsync();
     }
+
+    /// <summary>
+    /// Leaves the room at once when a close is decided, beside the close handshake, so a peer that does not read or
+    /// answer does not keep its membership for the close timeout. On the thread pool: the decision may be taken on a
+    /// delivering thread.
+    /// </summary>
+    private void StartClosing()
+    {
+        lock (_gate)
+        {
+            if (_closing is null && _onClosing is { } onClosing)
+            {
+                _closing = Task.Run(onClosing);
+            }
+        }
+    }
+
+    /// <summary>The close handshake gets <see cref="ChatOptions.CloseTimeout"/>: a peer that neither reads nor answers is cut off.</summary>
+    private async Task AbortAfterCloseTimeoutAsync()
+    {
+        await Task.Delay(_options.CloseTimeout).ConfigureAwait(false);
+        if (!_ended)
+        {
+            Abort();
+        }
+    }
+
+    private volatile bool _ended;
 
     /// <summary>Completes when nothing is left to write (our Close is out, or the connection broke).</summary>
     private Task OutputIdleAsync()
@@ -292,21 +321,36 @@ internal sealed class RawChatConnection : ChatConnection
     public override async Task RunAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
         Func<Task> onClosing, CancellationToken requestAborted)
     {
-        var receiving = ReceiveLoopAsync(dispatch);
-        await ((Task)Task.WhenAny(receiving, _closeRequested.Task)).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
-        var closing = onClosing();
+        // No task per connection waits for a close request: RequestClose itself starts the leave and the close timer,
+        // and the receive loop, reading on past our Close, ends with the peer's Close, the stream's end or the abort.
+        lock (_gate)
+        {
+            _onClosing = onClosing;
+        }
+
+        if (Volatile.Read(ref _closeStatus) != 0)
+        {
+            StartClosing();   // closed before it ran (shutdown)
+        }
+
+        await ReceiveLoopAsync(dispatch).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         RequestClose(WebSocketCloseStatus.NormalClosure);   // the answer to the peer's Close, unless we closed first
+        StartClosing();
         try
         {
-            // Our Close out, then the peer's Close (or the end of its stream): the handler then returns and Kestrel ends
-            // the TCP connection with a FIN. A peer that does not read or answer is cut off after the close timeout.
-            await Task.WhenAll(receiving, OutputIdleAsync()).WaitAsync(_options.CloseTimeout, CancellationToken.None)
-                .ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+            // Our Close out; then the handler returns and Kestrel ends the TCP connection with a FIN.
+            await OutputIdleAsync().WaitAsync(_options.CloseTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
         }
         catch (TimeoutException)
         {
             Abort();
-            await receiving.ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+
+        _ended = true;
+        Task closing;
+        lock (_gate)
+        {
+            closing = _closing!;
         }
 
         await closing;

@@ -39,7 +39,7 @@ internal sealed class RoomFeed : IAsyncDisposable
     private readonly Lock _sync = new();
     private RoomMember[] _members = [];
 
-    private readonly Channel<Work> _work = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<Work> _work = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = true });
     private readonly CancellationTokenSource _stopping = new();
     private Task _pump = Task.CompletedTask;
 
