@@ -40,11 +40,11 @@ internal abstract class ChatConnection(string id) : IFrameSink
     public abstract void RequestClose(WebSocketCloseStatus status, string? description = null);
 
     /// <summary>
-    /// Runs the connection until it ends. <paramref name="onClosing"/> starts as soon as either side decides to close
-    /// and runs beside the close handshake, so room membership (and the leave notification) ends at once.
+    /// Runs the connection until it ends, each received message going to <paramref name="dispatcher"/> for
+    /// <paramref name="session"/>. The session's close (its leave) starts as soon as either side decides to close and
+    /// runs beside the close handshake, so room membership (and the leave notification) ends at once.
     /// </summary>
-    public abstract Task RunAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
-        Func<Task> onClosing, CancellationToken requestAborted);
+    public abstract Task RunAsync(ChatSession session, FrameDispatcher dispatcher, CancellationToken requestAborted);
 
     /// <summary>Records the first close reason; true for the first caller.</summary>
     private protected bool TrySetCloseStatus(WebSocketCloseStatus status, string? description)

@@ -75,7 +75,7 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
             : default;
         try
         {
-            await connection.RunAsync((_, type, frame) => dispatcher.DispatchAsync(session, type, frame), session.CloseAsync, aborted);
+            await connection.RunAsync(session, dispatcher, aborted);
         }
         finally
         {

@@ -85,11 +85,14 @@ internal sealed class ManagedChatConnection : ChatConnection
     }
 
     /// <summary>
-    /// Runs both loops until the connection ends. <paramref name="onClosing"/> starts as soon as either side decides to
+    /// Runs both loops until the connection ends. The session's close starts as soon as either side decides to
     /// close and runs beside the close handshake, so room membership (and the leave notification) ends at once, not
     /// after a non-reading peer has used up the close timeout.
     /// </summary>
-    public override async Task RunAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
+    public override Task RunAsync(ChatSession session, FrameDispatcher dispatcher, CancellationToken requestAborted) =>
+        RunAsync((_, type, frame) => dispatcher.DispatchAsync(session, type, frame), session.CloseAsync, requestAborted);
+
+    private async Task RunAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
         Func<Task> onClosing, CancellationToken requestAborted)
     {
         var receiving = ReceiveLoopAsync(dispatch, requestAborted);

@@ -31,7 +31,7 @@ internal sealed class RawChatConnection : ChatConnection
     private readonly ChatMetrics _metrics;
     private readonly ILogger _logger;
     private readonly Lock _gate = new();
-    private Func<Task>? _onClosing;                   // the session's leave, started once at the first close decision
+    private ChatSession? _session;                    // its leave starts once, at the first close decision
     private Task? _closing;
     private Queue<ReadOnlyMemory<byte>>? _waiting;   // frames behind a write in progress; null while none wait
     private byte[]? _closeWaiting;                    // our Close, behind the write in progress
@@ -285,17 +285,33 @@ internal sealed class RawChatConnection : ChatConnection
     {
         lock (_gate)
         {
-            if (_closing is null && _onClosing is { } onClosing)
+            if (_closing is null && _session is { } session)
             {
-                _closing = Task.Run(onClosing);
+                _closing = Task.Run(session.CloseAsync);
             }
         }
     }
 
-    /// <summary>The close handshake gets <see cref="ChatOptions.CloseTimeout"/>: a peer that neither reads nor answers is cut off.</summary>
+    /// <summary>
+    /// The close handshake gets <see cref="ChatOptions.CloseTimeout"/> for the peer's answer. A peer that is still being
+    /// written to (our Close waits behind bytes it has not read yet, as for a slow consumer's 1008) gets one
+    /// <see cref="ChatOptions.KeepAlive"/> interval more to take them, so it still sees the Close when it reads again
+    /// (the stock path's transport kept such bytes until they drained); then, or for a peer that got our Close and does
+    /// not answer, the connection is cut off.
+    /// </summary>
     private async Task AbortAfterCloseTimeoutAsync()
     {
         await Task.Delay(_options.CloseTimeout).ConfigureAwait(false);
+        var output = OutputIdleAsync();
+        if (!_ended && !output.IsCompleted)
+        {
+            await Task.WhenAny(output, Task.Delay(_options.KeepAlive)).ConfigureAwait(false);
+            if (output.IsCompleted)
+            {
+                await Task.Delay(_options.CloseTimeout).ConfigureAwait(false);   // the Close is out now: time to answer it
+            }
+        }
+
         if (!_ended)
         {
             Abort();
@@ -318,14 +334,14 @@ internal sealed class RawChatConnection : ChatConnection
         }
     }
 
-    public override async Task RunAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch,
-        Func<Task> onClosing, CancellationToken requestAborted)
+    public override async Task RunAsync(ChatSession session, FrameDispatcher dispatcher, CancellationToken requestAborted)
     {
-        // No task per connection waits for a close request: RequestClose itself starts the leave and the close timer,
-        // and the receive loop, reading on past our Close, ends with the peer's Close, the stream's end or the abort.
+        // One task per connection: the receive loop, and the close after it. No task waits for a close request:
+        // RequestClose itself starts the leave and the close timer, and this loop, reading on past our Close, ends with
+        // the peer's Close, the stream's end, or the abort.
         lock (_gate)
         {
-            _onClosing = onClosing;
+            _session = session;
         }
 
         if (Volatile.Read(ref _closeStatus) != 0)
@@ -333,42 +349,20 @@ internal sealed class RawChatConnection : ChatConnection
             StartClosing();   // closed before it ran (shutdown)
         }
 
-        await ReceiveLoopAsync(dispatch).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
-        RequestClose(WebSocketCloseStatus.NormalClosure);   // the answer to the peer's Close, unless we closed first
-        StartClosing();
-        try
-        {
-            // Our Close out; then the handler returns and Kestrel ends the TCP connection with a FIN.
-            await OutputIdleAsync().WaitAsync(_options.CloseTimeout, CancellationToken.None).ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
-        }
-        catch (TimeoutException)
-        {
-            Abort();
-        }
-
-        _ended = true;
-        Task closing;
-        lock (_gate)
-        {
-            closing = _closing!;
-        }
-
-        await closing;
-        ConnectionLog.Closed(_logger, Id, CloseStatus);
-    }
-
-    private async Task ReceiveLoopAsync(Func<ChatConnection, WebSocketMessageType, ReadOnlyMemory<byte>, Task> dispatch)
-    {
+        // The receive loop, reading until the peer's Close, a protocol error, the end of the stream or an abort. Its frame
+        // reader exists only while bytes are being decoded (or a fragmented message is half read): an idle socket waits
+        // on its pipe alone.
         var input = _transport.Transport.Input;
-        using var reader = new WsFrameReader(_options.MaxFrameBytes);
+        WsFrameReader? reader = null;
         try
         {
             while (true)
             {
-                var result = await input.ReadAsync();
+                var result = await input.ReadAsync(CancellationToken.None);   // the end comes from the peer or an abort
                 var buffer = result.Buffer;
                 long position = 0;
                 var end = false;
+                reader ??= new WsFrameReader(_options.MaxFrameBytes);
                 try
                 {
                     while (!end)
@@ -384,8 +378,8 @@ internal sealed class RawChatConnection : ChatConnection
                         switch (read)
                         {
                             case WsReadResult.Message when Volatile.Read(ref _closeStatus) == 0:
-                                await dispatch(this, reader.MessageType == WsOpcode.Text ? WebSocketMessageType.Text : WebSocketMessageType.Binary,
-                                    reader.Payload);
+                                await dispatcher.DispatchAsync(session,
+                                    reader.MessageType == WsOpcode.Text ? WebSocketMessageType.Text : WebSocketMessageType.Binary, reader.Payload);
                                 break;
                             case WsReadResult.Ping:
                                 Send(WsFrame.Control(WsOpcode.Pong, reader.Payload.Span), default, counted: false);
@@ -407,7 +401,13 @@ internal sealed class RawChatConnection : ChatConnection
 
                 if (end || result.IsCompleted || result.IsCanceled)
                 {
-                    return;
+                    break;
+                }
+
+                if (!reader.HoldsBuffer)
+                {
+                    reader.Dispose();
+                    reader = null;
                 }
             }
         }
@@ -416,6 +416,35 @@ internal sealed class RawChatConnection : ChatConnection
         {
             // The peer vanished or the connection was aborted: normal ends of a connection, not errors.
         }
+        finally
+        {
+            reader?.Dispose();
+        }
+
+        await Task.Yield();   // what follows (the close) never runs on the thread that delivered the last bytes
+        RequestClose(WebSocketCloseStatus.NormalClosure);   // the answer to the peer's Close, unless we closed first
+        StartClosing();
+        try
+        {
+            // Our Close out (a peer still being written to gets the same allowance as above); then the handler returns
+            // and Kestrel ends the TCP connection with a FIN.
+            await OutputIdleAsync().WaitAsync(_options.CloseTimeout + _options.KeepAlive, CancellationToken.None)
+                .ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+        catch (TimeoutException)
+        {
+            Abort();
+        }
+
+        _ended = true;
+        Task closing;
+        lock (_gate)
+        {
+            closing = _closing!;
+        }
+
+        await closing;
+        ConnectionLog.Closed(_logger, Id, CloseStatus);
     }
 
     /// <summary>The peer broke RFC 6455 (1002), sent bad UTF-8 (1007) or too big a message (1009): Close, then the TCP end.</summary>
