@@ -34,7 +34,18 @@ internal sealed class DirectUpgrade(ConnectionDelegate next, IServiceProvider se
 
     public async Task OnConnectedAsync(ConnectionContext connection)
     {
-        if (await TryUpgradeAsync(connection) is not { } upgraded)
+        (RawChatConnection Connection, AuthIdentity? Identity)? attempt;
+        try
+        {
+            attempt = await TryUpgradeAsync(connection);
+        }
+        catch (Exception ex) when (ex is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or
+            ConnectionAbortedException or OperationCanceledException)
+        {
+            return;   // the peer went away during its upgrade: nothing to answer
+        }
+
+        if (attempt is not { } upgraded)
         {
             await next(connection);
             return;
@@ -205,9 +216,9 @@ internal sealed class UpgradeRequest
             }
 
             var colon = line.IndexOf(':');
-            if (colon <= 0 || line[0] is ' ' or '\t' || line[colon - 1] is ' ' or '\t')
+            if (colon <= 0 || !IsToken(line.AsSpan(0, colon)))
             {
-                return null;   // folded or malformed
+                return null;   // folded, or not a header name (Kestrel answers 400)
             }
 
             var name = line[..colon];
@@ -234,6 +245,20 @@ internal sealed class UpgradeRequest
         }
 
         return new UpgradeRequest(headers, key.Trim());
+    }
+
+    /// <summary>An HTTP token (RFC 9110 §5.6.2): what a header name is made of.</summary>
+    private static bool IsToken(ReadOnlySpan<char> name)
+    {
+        foreach (var c in name)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c)))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private static bool HasToken(string? list, string token)
