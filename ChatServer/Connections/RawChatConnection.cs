@@ -38,6 +38,7 @@ internal sealed class RawChatConnection : ChatConnection
     private bool _writing;                            // a write did not complete at once; DrainAsync owns the output
     private bool _broken;                             // a write failed: the peer is gone
     private TaskCompletionSource? _idle;              // completed when the output has nothing left to write
+    private volatile bool _ended;                     // RunAsync is done: nothing left to abort
 
     // Keep-alive state, read and written by RawConnections' sweep (and the receive loop).
     internal volatile bool ReceivedSinceSweep;
@@ -238,7 +239,9 @@ internal sealed class RawChatConnection : ChatConnection
     {
         (_broken, _waiting, _closeWaiting) = (true, null, null);
         _idle?.TrySetResult();
-        _transport.Abort();   // ends the receive loop
+        // Ends the receive loop. Not under this lock: aborting fires the connection's token, whose callbacks may run
+        // other code inline.
+        ThreadPool.UnsafeQueueUserWorkItem(static transport => transport.Abort(), _transport, preferLocal: false);
     }
 
     public override void RequestClose(WebSocketCloseStatus status, string? description = null)
@@ -317,8 +320,6 @@ internal sealed class RawChatConnection : ChatConnection
             Abort();
         }
     }
-
-    private volatile bool _ended;
 
     /// <summary>Completes when nothing is left to write (our Close is out, or the connection broke).</summary>
     private Task OutputIdleAsync()
