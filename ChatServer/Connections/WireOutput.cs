@@ -27,10 +27,19 @@ internal abstract class WireOutput
     {
         private readonly Socket _socket;
 
+        /// <summary>
+        /// The kernel's send buffer per socket: fixed, instead of autotuned up to megabytes, so a peer that stops reading
+        /// is found after a bounded number of bytes (this, then <see cref="Hosting.ChatOptions.OutgoingQueueCapacity"/>
+        /// frames in the server: 1008), and idle sockets cannot pin megabytes of kernel memory. Linux doubles it; 64 KiB
+        /// is hundreds of chat frames, more than a second of the busiest member in the load tests.
+        /// </summary>
+        public const int SendBufferBytes = 64 * 1024;
+
         public SocketOutput(Socket socket)
         {
             _socket = socket;
             _socket.Blocking = false;   // a synchronous Send returns WouldBlock instead of parking the delivering thread
+            _socket.SendBufferSize = SendBufferBytes;
         }
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> bytes)
