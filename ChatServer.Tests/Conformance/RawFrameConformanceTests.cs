@@ -148,6 +148,24 @@ public sealed class RawFrameConformanceTests
         Assert.That((ack.IdJson, ack.Ok, ack.Room), Is.EqualTo(("\"in\"", true, room)), ack.Raw);
     }
 
+    /// <summary>
+    /// An empty first fragment, alone in its TCP write, then the rest a moment later: the server must remember that a
+    /// message is open between reads even though it holds no bytes of it (found by the fuzz test: 1002 before the fix).
+    /// </summary>
+    [Test, CancelAfter(20_000)]
+    public async Task An_empty_first_fragment_in_its_own_write_is_continued_later(CancellationToken cancellationToken)
+    {
+        var room = TestNames.Room("conf-raw-empty-fragment");
+        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await client.SendRawAsync(RawWebSocket.Frame(0x1, [], fin: false), cancellationToken);
+        await Task.Delay(100, cancellationToken);
+        await client.SendRawAsync(RawWebSocket.Frame(0x0, JsonSerializer.SerializeToUtf8Bytes(new { type = "signin", id = "in", user = "alice", room })),
+            cancellationToken);
+
+        var ack = await client.ExpectAsync(f => f.IsAck("in"), cancellationToken);
+        Assert.That(new Frame(ack.Text).Ok, Is.True, ack.Text);
+    }
+
     /// <summary>One byte per TCP write, with pauses, through headers with 7-, 16-bit lengths and their masks.</summary>
     [Test, CancelAfter(30_000)]
     public async Task Frames_dribbled_one_byte_per_write_are_handled(CancellationToken cancellationToken)

@@ -204,6 +204,20 @@ public sealed class WsFrameReaderTests
     }
 
     [Test]
+    public void An_empty_first_fragment_leaves_no_buffer_but_the_reader_is_not_idle_until_the_message_ends()
+    {
+        using var reader = new WsFrameReader(1024);
+        var first = ClientFrame(WsOpcode.Text, [], fin: false);
+        Assert.That(reader.TryRead(new ReadOnlySequence<byte>(first), out var consumed), Is.EqualTo(WsReadResult.NeedMoreData));
+        Assert.That((consumed, reader.HoldsBuffer, reader.IsIdle), Is.EqualTo((first.Length, false, false)));
+
+        Assert.That(reader.TryRead(new ReadOnlySequence<byte>(ClientFrame(WsOpcode.Continuation, "abc"u8)), out _), Is.EqualTo(WsReadResult.Message));
+        Assert.That(Encoding.UTF8.GetString(reader.Payload.Span), Is.EqualTo("abc"));
+        Assert.That(reader.TryRead(ReadOnlySequence<byte>.Empty, out _), Is.EqualTo(WsReadResult.NeedMoreData));
+        Assert.That(reader.IsIdle, Is.True);
+    }
+
+    [Test]
     public void The_reference_encoder_writes_the_rfc_masked_Hello() =>
         Assert.That(ClientFrame(WsOpcode.Text, "Hello"u8), Is.EqualTo(MaskedHello));
 

@@ -405,7 +405,7 @@ internal sealed class RawChatConnection : ChatConnection
                     break;
                 }
 
-                if (!reader.HoldsBuffer)
+                if (reader.IsIdle)
                 {
                     reader.Dispose();
                     reader = null;

@@ -85,6 +85,12 @@ internal sealed class WsFrameReader : IDisposable
     internal bool HoldsBuffer => _message is not null || _control is not null;
 
     /// <summary>
+    /// True when the reader holds no state at all: no buffer and no fragmented message in progress (a message's first
+    /// fragment may be empty, so no buffer does not mean no message). Only then may it be dropped and a new one made.
+    /// </summary>
+    public bool IsIdle => !_fragmented && !HoldsBuffer;
+
+    /// <summary>
     /// Decodes at most one event from the start of <paramref name="buffer"/>. <paramref name="consumed"/> is how many
     /// bytes were used, to advance the pipe by, whatever the result: fragments of an unfinished message are taken in
     /// (copied out and unmasked) even when the call ends with <see cref="WsReadResult.NeedMoreData"/>, so consumed can
