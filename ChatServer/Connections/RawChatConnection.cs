@@ -39,6 +39,7 @@ internal sealed class RawChatConnection : ChatConnection
     private bool _broken;                             // a write failed: the peer is gone
     private TaskCompletionSource? _idle;              // completed when the output has nothing left to write
     private volatile bool _ended;                     // RunAsync is done: nothing left to abort
+    private volatile bool _receiveEnded;              // the receive loop is over: no answer to wait for
 
     // Keep-alive state, read and written by RawConnections' sweep (and the receive loop).
     internal volatile bool ReceivedSinceSweep;
@@ -276,7 +277,10 @@ internal sealed class RawChatConnection : ChatConnection
         }
 
         StartClosing();
-        _ = AbortAfterCloseTimeoutAsync();
+        if (!_receiveEnded)
+        {
+            _ = AbortAfterCloseTimeoutAsync();   // else the peer's Close (or its end) is in: RunAsync bounds the rest
+        }
     }
 
     /// <summary>
@@ -422,6 +426,7 @@ internal sealed class RawChatConnection : ChatConnection
             reader?.Dispose();
         }
 
+        _receiveEnded = true;
         await Task.Yield();   // what follows (the close) never runs on the thread that delivered the last bytes
         RequestClose(WebSocketCloseStatus.NormalClosure);   // the answer to the peer's Close, unless we closed first
         StartClosing();
