@@ -5,21 +5,8 @@ using System.Text.Json;
 namespace ChatServer.Tests.Conformance;
 
 /// <summary>The .NET <see cref="ClientWebSocket"/> against the server: fragmentation, binary messages, the close handshake.</summary>
-public sealed class ClientWebSocketConformanceTests
+public sealed class ClientWebSocketConformanceTests : ConformanceFixture
 {
-    private ChatHost _host = null!;
-
-    [OneTimeSetUp]
-    public void StartHost() => _host = new ChatHost(redis: null, new Dictionary<string, string?>
-    {
-        ["Chat:KeepAlive"] = "00:01:00",
-        ["Chat:RateLimitPerSecond"] = "100000",
-        ["Chat:RateLimitBurst"] = "100000",
-    });
-
-    [OneTimeTearDown]
-    public async Task StopHostAsync() => await _host.DisposeAsync();
-
     [Test, CancelAfter(20_000)]
     public async Task A_signin_sent_in_fragments_gets_its_ack(CancellationToken cancellationToken)
     {
@@ -78,7 +65,7 @@ public sealed class ClientWebSocketConformanceTests
     private async Task<ClientWebSocket> ConnectAsync(CancellationToken cancellationToken)
     {
         var socket = new ClientWebSocket();
-        await socket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await socket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         return socket;
     }
 

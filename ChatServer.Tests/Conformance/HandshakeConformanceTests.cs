@@ -5,17 +5,9 @@ using System.Text;
 namespace ChatServer.Tests.Conformance;
 
 /// <summary>The opening handshake (RFC 6455 §4), with requests written byte for byte over TCP.</summary>
-public sealed class HandshakeConformanceTests
+public sealed class HandshakeConformanceTests : ConformanceFixture
 {
     private const string Guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-
-    private ChatHost _host = null!;
-
-    [OneTimeSetUp]
-    public void StartHost() => _host = new ChatHost(redis: null, new Dictionary<string, string?> { ["Chat:KeepAlive"] = "00:01:00" });
-
-    [OneTimeTearDown]
-    public async Task StopHostAsync() => await _host.DisposeAsync();
 
     private static string NewKey() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
 
@@ -24,13 +16,13 @@ public sealed class HandshakeConformanceTests
 #pragma warning restore CA5350
 
     private string Request(string headers, string method = "GET", string path = "/ws") =>
-        $"{method} {path} HTTP/1.1\r\nHost: {_host.BaseUri.Authority}\r\n{headers}\r\n";
+        $"{method} {path} HTTP/1.1\r\nHost: {Host.BaseUri.Authority}\r\n{headers}\r\n";
 
     [Test, CancelAfter(20_000)]
     public async Task The_101_carries_the_accept_computed_from_the_key(CancellationToken cancellationToken)
     {
         var key = NewKey();
-        await using var connection = await HttpExchange.SendAsync(_host.BaseUri, Request(
+        await using var connection = await HttpExchange.SendAsync(Host.BaseUri, Request(
             $"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"), cancellationToken);
 
         Assert.That(connection.StatusLine, Does.StartWith("HTTP/1.1 101 "), connection.Head);
@@ -45,7 +37,7 @@ public sealed class HandshakeConformanceTests
     [Test, CancelAfter(20_000)]
     public async Task The_RFC_example_key_gets_the_RFC_example_accept(CancellationToken cancellationToken)
     {
-        await using var connection = await HttpExchange.SendAsync(_host.BaseUri, Request(
+        await using var connection = await HttpExchange.SendAsync(Host.BaseUri, Request(
             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"),
             cancellationToken);
 
@@ -61,7 +53,7 @@ public sealed class HandshakeConformanceTests
     public async Task Header_names_and_tokens_in_any_case_upgrade(string headers, CancellationToken cancellationToken)
     {
         var key = NewKey();
-        await using var connection = await HttpExchange.SendAsync(_host.BaseUri, Request(string.Format(System.Globalization.CultureInfo.InvariantCulture, headers, key)),
+        await using var connection = await HttpExchange.SendAsync(Host.BaseUri, Request(string.Format(System.Globalization.CultureInfo.InvariantCulture, headers, key)),
             cancellationToken);
 
         Assert.That(connection.StatusLine, Does.StartWith("HTTP/1.1 101 "), connection.Head);
@@ -82,7 +74,7 @@ public sealed class HandshakeConformanceTests
     [CancelAfter(20_000)]
     public async Task A_request_that_is_no_valid_upgrade_gets_400(string what, string headers, string method, CancellationToken cancellationToken)
     {
-        await using var connection = await HttpExchange.SendAsync(_host.BaseUri,
+        await using var connection = await HttpExchange.SendAsync(Host.BaseUri,
             Request(string.Format(System.Globalization.CultureInfo.InvariantCulture, headers, NewKey()), method), cancellationToken);
 
         Assert.That(connection.StatusLine, Does.StartWith("HTTP/1.1 400 "), $"{what}: {connection.Head}");

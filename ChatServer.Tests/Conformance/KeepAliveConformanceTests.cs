@@ -7,27 +7,21 @@ namespace ChatServer.Tests.Conformance;
 /// answered a ping within one more interval. Here with a 1 s interval; time bounds are generous (a shared machine),
 /// and the waits are for events (pings, the end of the stream), never sleeps.
 /// </summary>
-public sealed class KeepAliveConformanceTests
+public sealed class KeepAliveConformanceTests : ConformanceFixture
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
 
-    private ChatHost _host = null!;
-
-    [OneTimeSetUp]
-    public void StartHost() => _host = new ChatHost(redis: null, new Dictionary<string, string?>
+    protected override IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>
     {
         ["Chat:KeepAlive"] = "00:00:01",
         ["Chat:CloseTimeout"] = "00:00:00.500",   // must be shorter than KeepAlive
-    });
-
-    [OneTimeTearDown]
-    public async Task StopHostAsync() => await _host.DisposeAsync();
+    };
 
     [Test, CancelAfter(30_000)]
     public async Task A_client_that_answers_pings_stays_connected_past_several_intervals(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-keepalive");
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         var clock = Stopwatch.StartNew();
         var payloads = new List<byte[]>();
         while (payloads.Count < 4)
@@ -50,7 +44,7 @@ public sealed class KeepAliveConformanceTests
     [Test, CancelAfter(30_000)]
     public async Task A_client_that_never_answers_is_dropped(CancellationToken cancellationToken)
     {
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         var clock = Stopwatch.StartNew();
         var frames = new List<ServerFrame>();
         var reset = false;

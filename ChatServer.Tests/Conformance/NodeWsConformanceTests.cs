@@ -5,21 +5,8 @@ namespace ChatServer.Tests.Conformance;
 /// server's) exercises it: fragmentation, control frames between fragments, the close handshake from either side,
 /// the 1009 and 1007 closes. Written against the current transport so a new one must behave the same.
 /// </summary>
-public sealed class NodeWsConformanceTests
+public sealed class NodeWsConformanceTests : ConformanceFixture
 {
-    private ChatHost _host = null!;
-
-    [OneTimeSetUp]
-    public void StartHost() => _host = new ChatHost(redis: null, new Dictionary<string, string?>
-    {
-        ["Chat:KeepAlive"] = "00:01:00",
-        ["Chat:RateLimitPerSecond"] = "100000",
-        ["Chat:RateLimitBurst"] = "100000",
-    });
-
-    [OneTimeTearDown]
-    public async Task StopHostAsync() => await _host.DisposeAsync();
-
     [SetUp]
     public void RequireNode() => NodeWsDriver.Require();
 
@@ -27,7 +14,7 @@ public sealed class NodeWsConformanceTests
     public async Task A_signin_in_three_fragments_is_answered_and_the_close_handshake_completes(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-frag");
-        var run = await NodeWsDriver.RunAsync(_host.WebSocketUri, "fragmented", new { user = "alice", room }, cancellationToken);
+        var run = await NodeWsDriver.RunAsync(Host.WebSocketUri, "fragmented", new { user = "alice", room }, cancellationToken);
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
         var ack = run.Messages.Single(m => m.IsAck("frag"));
@@ -40,7 +27,7 @@ public sealed class NodeWsConformanceTests
     public async Task Pings_between_fragments_are_answered_with_their_payload_and_the_message_is_still_handled(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-ping-frag");
-        var run = await NodeWsDriver.RunAsync(_host.WebSocketUri, "pingBetweenFragments",
+        var run = await NodeWsDriver.RunAsync(Host.WebSocketUri, "pingBetweenFragments",
             new { user = "alice", room, ping = "between fragments" }, cancellationToken);
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
@@ -64,9 +51,9 @@ public sealed class NodeWsConformanceTests
         CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-close");
-        await using var bob = await ChatClient.SignInAsync(_host.WebSocketUri, "bob", room, cancellationToken);
+        await using var bob = await ChatClient.SignInAsync(Host.WebSocketUri, "bob", room, cancellationToken);
 
-        var run = await NodeWsDriver.RunAsync(_host.WebSocketUri, "clientClose", new { user = "alice", room, code, reason }, cancellationToken);
+        var run = await NodeWsDriver.RunAsync(Host.WebSocketUri, "clientClose", new { user = "alice", room, code, reason }, cancellationToken);
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
         Assert.That(run.Kinds.SkipWhile(k => k != "closing").Skip(1).Where(k => k != "message"), Is.EqualTo(new[] { "fin", "close" }), run.ToString());
@@ -85,7 +72,7 @@ public sealed class NodeWsConformanceTests
     public async Task A_message_over_MaxFrameBytes_is_closed_with_1009(int fragments, CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-1009");
-        var run = await NodeWsDriver.RunAsync(_host.WebSocketUri, "big", new { user = "alice", room, size = 16 * 1024 + 1, fragments },
+        var run = await NodeWsDriver.RunAsync(Host.WebSocketUri, "big", new { user = "alice", room, size = 16 * 1024 + 1, fragments },
             cancellationToken);
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
@@ -98,7 +85,7 @@ public sealed class NodeWsConformanceTests
     {
         var room = TestNames.Room("conf-limit");
         // 16 KiB of 'x' is not JSON: an error ack, not a close (the limit is inclusive); the driver then closes.
-        var run = await NodeWsDriver.RunAsync(_host.WebSocketUri, "big",
+        var run = await NodeWsDriver.RunAsync(Host.WebSocketUri, "big",
             new { user = "alice", room, size = 16 * 1024, fragments = 4, closeAfterAck = true }, cancellationToken);
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
@@ -117,7 +104,7 @@ public sealed class NodeWsConformanceTests
     public async Task Invalid_UTF8_in_a_text_message_is_closed_with_1007(string hex, CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-1007");
-        var run = await NodeWsDriver.RunAsync(_host.WebSocketUri, "invalidUtf8", new { user = "alice", room, hex }, cancellationToken);
+        var run = await NodeWsDriver.RunAsync(Host.WebSocketUri, "invalidUtf8", new { user = "alice", room, hex }, cancellationToken);
 
         Assert.That(run.ExitCode, Is.Zero, run.ToString());
         Assert.That(run.Close.Code, Is.EqualTo(1007), run.ToString());

@@ -10,21 +10,8 @@ namespace ChatServer.Tests.Conformance;
 /// per TCP write, several frames in one write. (Unmasked frames, reserved bits, opcode 0x3 and the closes with frames in
 /// flight are in <c>EndToEnd/CloseFrameTests</c>.)
 /// </summary>
-public sealed class RawFrameConformanceTests
+public sealed class RawFrameConformanceTests : ConformanceFixture
 {
-    private ChatHost _host = null!;
-
-    [OneTimeSetUp]
-    public void StartHost() => _host = new ChatHost(redis: null, new Dictionary<string, string?>
-    {
-        ["Chat:KeepAlive"] = "00:01:00",   // no keep-alive ping gets between a test and the frame it reads
-        ["Chat:RateLimitPerSecond"] = "100000",
-        ["Chat:RateLimitBurst"] = "100000",
-    });
-
-    [OneTimeTearDown]
-    public async Task StopHostAsync() => await _host.DisposeAsync();
-
     private static byte[] Utf8(string text) => Encoding.UTF8.GetBytes(text);
 
     private static byte[] Concat(params byte[][] frames) => [.. frames.SelectMany(f => f)];
@@ -122,7 +109,7 @@ public sealed class RawFrameConformanceTests
     [CancelAfter(20_000)]
     public async Task A_Ping_is_answered_with_a_Pong_with_the_same_payload(int length, CancellationToken cancellationToken)
     {
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         var payload = Enumerable.Range(0, length).Select(i => (byte)(255 - i)).ToArray();
         await client.SendRawAsync(RawWebSocket.Frame(0x9, payload), cancellationToken);
 
@@ -136,7 +123,7 @@ public sealed class RawFrameConformanceTests
     public async Task An_unsolicited_Pong_is_ignored(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-raw-pong");
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         await client.SendRawAsync(RawWebSocket.Frame(0xA, Utf8("unsolicited")), cancellationToken);
         await client.SendRawAsync(RawWebSocket.Frame(0xA, []), cancellationToken);
         await client.SendRawAsync(RawWebSocket.Text(new { type = "signin", id = "in", user = "alice", room }), cancellationToken);
@@ -156,7 +143,7 @@ public sealed class RawFrameConformanceTests
     public async Task An_empty_first_fragment_in_its_own_write_is_continued_later(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-raw-empty-fragment");
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         await client.SendRawAsync(RawWebSocket.Frame(0x1, [], fin: false), cancellationToken);
         await Task.Delay(100, cancellationToken);
         await client.SendRawAsync(RawWebSocket.Frame(0x0, JsonSerializer.SerializeToUtf8Bytes(new { type = "signin", id = "in", user = "alice", room })),
@@ -171,7 +158,7 @@ public sealed class RawFrameConformanceTests
     public async Task Frames_dribbled_one_byte_per_write_are_handled(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-raw-dribble");
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         var text = new string('y', 300);   // a payload over 125 bytes: 16-bit length in the header
         var bytes = Concat(
             RawWebSocket.Text(new { type = "signin", id = "in", user = "alice", room }),
@@ -208,7 +195,7 @@ public sealed class RawFrameConformanceTests
     public async Task Several_frames_in_one_write_are_all_answered_in_order(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("conf-raw-batch");
-        await using var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        await using var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         await client.SendRawAsync(Concat(
             RawWebSocket.Text(new { type = "signin", id = "in", user = "alice", room }),
             RawWebSocket.Text(new { type = "sendMessage", id = 1, text = "one" }),
@@ -241,7 +228,7 @@ public sealed class RawFrameConformanceTests
 
     private async Task<RawWebSocket> SignInAsync(string room, CancellationToken cancellationToken)
     {
-        var client = await RawWebSocket.ConnectAsync(_host.WebSocketUri, cancellationToken);
+        var client = await RawWebSocket.ConnectAsync(Host.WebSocketUri, cancellationToken);
         await client.SendRawAsync(RawWebSocket.Text(new { type = "signin", id = "in", user = "alice", room }), cancellationToken);
         await client.ExpectAsync(f => f.IsAck("in"), cancellationToken);
         return client;

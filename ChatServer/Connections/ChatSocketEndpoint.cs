@@ -16,9 +16,8 @@ internal static class ChatSocketEndpoint
     public static IEndpointConventionBuilder MapChatSocket(this IEndpointRouteBuilder endpoints, string pattern) =>
         endpoints.Map(pattern, HandleAsync);
 
-    private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory,
-        OriginPolicy origins, IHostApplicationLifetime lifetime, IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger,
-        ChatAuthenticator authenticator)
+    private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory, UpgradeGate gate,
+        IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -27,32 +26,25 @@ internal static class ChatSocketEndpoint
             return;
         }
 
-        if (!origins.IsAllowed(context.Request, out var origin))
+        var headers = context.Request.Headers;
+        var (admission, identity) = await gate.AdmitAsync(name => headers[name].ToString(), context.Request.Scheme, log: true,
+            context.RequestAborted);
+        switch (admission)
         {
-            ConnectionLog.OriginRefused(logger, origin);
-            context.Response.StatusCode = StatusCodes.Status403Forbidden;
-            return;
-        }
-
-        if (lifetime.ApplicationStopping.IsCancellationRequested)
-        {
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            return;
-        }
-
-        // PROTOCOL.md "Authentication": a token on the upgrade that does not validate gets 401 and no upgrade.
-        var (refused, identity) = await authenticator.AuthenticateUpgradeAsync(context.Request, context.RequestAborted);
-        if (refused)
-        {
-            await ChatAuthenticator.RefuseAsync(context);
-            return;
-        }
-
-        if (!factory.TryReserve())
-        {
-            ConnectionLog.ConnectionLimitReached(logger, options.Value.MaxConnections);
-            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            return;
+            case Admission.OriginRefused:
+                ConnectionLog.OriginRefused(logger, headers.Origin.ToString());
+                context.Response.StatusCode = StatusCodes.Status403Forbidden;
+                return;
+            case Admission.Stopping:
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
+            case Admission.TokenRefused:   // PROTOCOL.md "Authentication": 401 and no upgrade
+                await ChatAuthenticator.RefuseAsync(context);
+                return;
+            case Admission.Full:
+                ConnectionLog.ConnectionLimitReached(logger, options.Value.MaxConnections);
+                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                return;
         }
 
         try

@@ -113,23 +113,20 @@ internal sealed class DirectUpgrade(ConnectionDelegate next, IServiceProvider se
 
     private async Task<(RawChatConnection, AuthIdentity?)?> AcceptAsync(ConnectionContext connection, UpgradeRequest request)
     {
-        var options = services.GetRequiredService<IOptions<ChatOptions>>().Value;
-        var lifetime = services.GetRequiredService<IHostApplicationLifetime>();
-        if (!options.DirectWebSockets || lifetime.ApplicationStopping.IsCancellationRequested ||
-            !services.GetRequiredService<OriginPolicy>().IsAllowed(request.Header("Origin") ?? "", request.Header("X-Forwarded-Proto"),
-                request.Header("X-Forwarded-Host"), "http", request.Header("Host") ?? ""))
+        if (!services.GetRequiredService<IOptions<ChatOptions>>().Value.DirectWebSockets)
         {
             return null;
         }
 
-        var authenticator = services.GetRequiredService<ChatAuthenticator>();
-        var (refused, identity) = await authenticator.AuthenticateUpgradeAsync(request.Header, log: false, connection.ConnectionClosed);
+        // The endpoint's own checks; any refusal is the endpoint's to answer (and log), so it is handed on unlogged.
+        var (admission, identity) = await services.GetRequiredService<UpgradeGate>().AdmitAsync(request.Header, "http", log: false,
+            connection.ConnectionClosed);
+        if (admission != Admission.Admitted)
+        {
+            return null;
+        }
+
         var factory = services.GetRequiredService<ChatConnectionFactory>();
-        if (refused || !factory.TryReserve())
-        {
-            return null;
-        }
-
         try
         {
             var socket = connection.Features.Get<IConnectionSocketFeature>()?.Socket;

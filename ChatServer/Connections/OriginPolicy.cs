@@ -12,14 +12,7 @@ internal sealed class OriginPolicy(IOptions<ChatOptions> options)
 {
     private readonly ChatOptions _options = options.Value;
 
-    public bool IsAllowed(HttpRequest request, out string origin)
-    {
-        origin = request.Headers.Origin.ToString();
-        return IsAllowed(origin, request.Headers["X-Forwarded-Proto"], request.Headers["X-Forwarded-Host"], request.Scheme,
-            request.Host.Value ?? "");
-    }
-
-    /// <summary>The same rule from the raw upgrade's header values (<see cref="DirectUpgrade"/>).</summary>
+    /// <summary>Whether an upgrade with these header values (and the request's own scheme and Host) may open a socket.</summary>
     public bool IsAllowed(string requestOrigin, string? forwardedProto, string? forwardedHost, string scheme, string host)
     {
         if (string.IsNullOrEmpty(requestOrigin))

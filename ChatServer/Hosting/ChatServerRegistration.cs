@@ -76,6 +76,7 @@ internal static class ChatServerRegistration
         services.AddSingleton<OriginPolicy>();
         services.AddSingleton<ChatConnectionFactory>();
         services.AddSingleton<RawConnections>();
+        services.AddSingleton<UpgradeGate>();
         return builder;
     }
 
