@@ -279,7 +279,7 @@ internal sealed class RawChatConnection : ChatConnection
         StartClosing();
         if (!_receiveEnded)
         {
-            _ = AbortAfterCloseTimeoutAsync();   // else the peer's Close (or its end) is in: RunAsync bounds the rest
+            _ = EndAfterCloseTimeoutAsync();   // else the peer's Close (or its end) is in: RunAsync bounds the rest
         }
     }
 
@@ -300,28 +300,31 @@ internal sealed class RawChatConnection : ChatConnection
     }
 
     /// <summary>
-    /// The close handshake gets <see cref="ChatOptions.CloseTimeout"/> for the peer's answer. A peer that is still being
-    /// written to (our Close waits behind bytes it has not read yet, as for a slow consumer's 1008) gets one
-    /// <see cref="ChatOptions.KeepAlive"/> interval more to take them, so it still sees the Close when it reads again
-    /// (the stock path's transport kept such bytes until they drained); then, or for a peer that got our Close and does
-    /// not answer, the connection is cut off.
+    /// The close handshake gets <see cref="ChatOptions.CloseTimeout"/> for the peer's answer; then the connection ends
+    /// gracefully: the receive loop stops, and Kestrel closes the TCP connection with a FIN behind our Close, which
+    /// the kernel still delivers to a peer that reads later. A peer that is not even reading what was written before
+    /// the Close (our Close still waits in this process, as for a slow consumer's 1008) gets one
+    /// <see cref="ChatOptions.KeepAlive"/> interval more to take it; if it never makes room, the connection is cut off.
     /// </summary>
-    private async Task AbortAfterCloseTimeoutAsync()
+    private async Task EndAfterCloseTimeoutAsync()
     {
         await Task.Delay(_options.CloseTimeout).ConfigureAwait(false);
         var output = OutputIdleAsync();
         if (!_ended && !output.IsCompleted)
         {
             await Task.WhenAny(output, Task.Delay(_options.KeepAlive)).ConfigureAwait(false);
-            if (output.IsCompleted)
+            if (!output.IsCompleted)
             {
-                await Task.Delay(_options.CloseTimeout).ConfigureAwait(false);   // the Close is out now: time to answer it
+                Abort();
+                return;
             }
+
+            await Task.Delay(_options.CloseTimeout).ConfigureAwait(false);   // the Close is out now: time to answer it
         }
 
         if (!_ended)
         {
-            Abort();
+            _transport.Transport.Input.CancelPendingRead();   // the receive loop ends; RunAsync returns; Kestrel sends FIN
         }
     }
 
