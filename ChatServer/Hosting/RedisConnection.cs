@@ -14,6 +14,9 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 {
     private ConnectionMultiplexer? _multiplexer;
 
+    /// <summary>The room channels' own subscriber connection, when the configuration allows it (else null).</summary>
+    public RedisSubscriber? Subscriber { get; private set; }
+
     public string? Configuration { get; } = options.Value.EffectiveConfiguration();
 
     public bool IsConfigured => Configuration is not null;
@@ -49,12 +52,19 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
             Restored?.Invoke();
         };
         RedisLog.UsingRedis(logger, string.Join(", ", configuration.EndPoints.Select(e => e.ToString())), _multiplexer.IsConnected);
+        if (RedisSubscriber.IsUsable(configuration, options.Value))
+        {
+            Subscriber = RedisSubscriber.Start(configuration, logger);
+            Subscriber.Restored += () => Restored?.Invoke();
+            RedisLog.UsingOwnSubscriber(logger);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {
+        Subscriber?.Dispose();
         if (_multiplexer is not null)
         {
             await _multiplexer.DisposeAsync();

@@ -15,4 +15,10 @@ internal static partial class RedisLog
 
     [LoggerMessage(103, LogLevel.Information, "Redis {ConnectionType} connection to {Endpoint} restored.")]
     public static partial void ConnectionRestored(ILogger logger, ConnectionType connectionType, string? endpoint);
+
+    [LoggerMessage(104, LogLevel.Error, "A room channel's handler failed on the Redis pub/sub thread.")]
+    public static partial void SubscriberHandlerFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(105, LogLevel.Information, "Redis pub/sub: room channels on the server's own subscriber connection.")]
+    public static partial void UsingOwnSubscriber(ILogger logger);
 }

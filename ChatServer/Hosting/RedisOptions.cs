@@ -26,6 +26,14 @@ public sealed class RedisOptions
     /// </summary>
     public RedisPubSubMode PubSub { get; set; } = RedisPubSubMode.Classic;
 
+    /// <summary>
+    /// Room channels' subscriptions on a connection of the server's own (<see cref="RedisSubscriber"/>: one socket, one
+    /// thread, each message handed to its room as it arrives) when Redis is one endpoint without TLS and
+    /// <see cref="PubSub"/> is <see cref="RedisPubSubMode.Classic"/>. False, or any other setup, keeps them on
+    /// StackExchange.Redis. <c>Redis__DirectPubSub</c>.
+    /// </summary>
+    public bool DirectPubSub { get; set; } = true;
+
     /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
     public string? EffectiveConfiguration() =>
         !string.IsNullOrWhiteSpace(Configuration) ? Configuration

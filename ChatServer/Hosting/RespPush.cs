@@ -1,0 +1,183 @@
+using System.Buffers.Text;
+
+namespace ChatServer.Hosting;
+
+/// <summary>What a subscribed Redis connection sends (RESP2): pushes, subscription confirmations, and simple replies.</summary>
+internal enum RespPushKind
+{
+    /// <summary>A reply or push this connection has no use for (<c>+OK</c>, <c>unsubscribe</c>, <c>pong</c>).</summary>
+    Other,
+
+    /// <summary><c>message</c>: a channel's payload.</summary>
+    Message,
+
+    /// <summary><c>subscribe</c>: one channel of a <c>SUBSCRIBE</c> is in effect.</summary>
+    Subscribe,
+
+    /// <summary>A top-level error reply (<c>-ERR …</c>, <c>-NOAUTH …</c>).</summary>
+    Error,
+}
+
+/// <summary>
+/// One RESP2 value as a subscribed connection receives it: a simple string, an error, an integer, or an array of bulk
+/// strings and integers (<c>*3 $7 message $&lt;channel&gt; $&lt;payload&gt;</c>). Parsed in place from the receive
+/// buffer; <see cref="Channel"/> and <see cref="Payload"/> are ranges of it.
+/// </summary>
+internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range Payload)
+{
+    private const int MaxElements = 16;
+
+    /// <summary>
+    /// Reads one value from the start of <paramref name="input"/>: its length in <paramref name="consumed"/>, or
+    /// false when <paramref name="input"/> does not hold all of it yet. Input that is not RESP throws
+    /// <see cref="InvalidDataException"/>.
+    /// </summary>
+    public static bool TryRead(ReadOnlySpan<byte> input, out RespPush push, out int consumed)
+    {
+        push = default;
+        consumed = 0;
+        var position = 0;
+        if (!TryReadLine(input, ref position, out var line))
+        {
+            return false;
+        }
+
+        if (line.IsEmpty)
+        {
+            throw new InvalidDataException("Redis sent an empty line.");
+        }
+
+        switch (line[0])
+        {
+            case (byte)'+' or (byte)':':
+                push = new RespPush(RespPushKind.Other, default, default);
+                consumed = position;
+                return true;
+            case (byte)'-':
+                push = new RespPush(RespPushKind.Error, default, new Range(1, position - 2));
+                consumed = position;
+                return true;
+            case (byte)'*':
+                break;
+            default:
+                throw new InvalidDataException($"Redis sent a value of type '{(char)line[0]}' where a push was expected.");
+        }
+
+        var count = ReadInteger(line[1..]);
+        if (count is < 0 or > MaxElements)
+        {
+            throw new InvalidDataException($"Redis sent an array of {count} elements where a push was expected.");
+        }
+
+        Span<Range> elements = stackalloc Range[3];
+        for (var i = 0; i < count; i++)
+        {
+            if (!TryReadLine(input, ref position, out line))
+            {
+                return false;
+            }
+
+            if (line.IsEmpty)
+            {
+                throw new InvalidDataException("Redis sent an empty line.");
+            }
+
+            var element = default(Range);
+            switch (line[0])
+            {
+                case (byte)'$':
+                    var length = ReadInteger(line[1..]);
+                    if (length < -1 || length > int.MaxValue - 2)
+                    {
+                        throw new InvalidDataException($"Redis sent a bulk string of length {length}.");
+                    }
+
+                    if (length >= 0)
+                    {
+                        if (input.Length - position < length + 2)
+                        {
+                            return false;
+                        }
+
+                        if (input[position + (int)length] != (byte)'\r' || input[position + (int)length + 1] != (byte)'\n')
+                        {
+                            throw new InvalidDataException("Redis sent a bulk string without its line end.");
+                        }
+
+                        element = new Range(position, position + (int)length);
+                        position += (int)length + 2;
+                    }
+
+                    break;
+                case (byte)':' or (byte)'+':
+                    break;
+                default:
+                    throw new InvalidDataException($"Redis sent an element of type '{(char)line[0]}' inside a push.");
+            }
+
+            if (i < elements.Length)
+            {
+                elements[i] = element;
+            }
+        }
+
+        var kind = count < 2 ? RespPushKind.Other : input[elements[0]] switch
+        {
+            var name when count == 3 && name.SequenceEqual("message"u8) => RespPushKind.Message,
+            var name when count == 3 && name.SequenceEqual("subscribe"u8) => RespPushKind.Subscribe,
+            _ => RespPushKind.Other,
+        };
+        push = new RespPush(kind, count >= 2 ? elements[1] : default, count >= 3 ? elements[2] : default);
+        consumed = position;
+        return true;
+    }
+
+    /// <summary>The command <c>*n $len arg …</c> in RESP, appended to <paramref name="output"/>.</summary>
+    public static void WriteCommand(List<byte> output, string command, IReadOnlyList<string> arguments)
+    {
+        WriteHeader(output, (byte)'*', 1 + arguments.Count);
+        WriteBulk(output, command);
+        foreach (var argument in arguments)
+        {
+            WriteBulk(output, argument);
+        }
+    }
+
+    private static void WriteBulk(List<byte> output, string value)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(value);
+        WriteHeader(output, (byte)'$', bytes.Length);
+        output.AddRange(bytes);
+        output.Add((byte)'\r');
+        output.Add((byte)'\n');
+    }
+
+    private static void WriteHeader(List<byte> output, byte type, int number)
+    {
+        Span<byte> digits = stackalloc byte[11];
+        Utf8Formatter.TryFormat(number, digits, out var written);
+        output.Add(type);
+        output.AddRange(digits[..written]);
+        output.Add((byte)'\r');
+        output.Add((byte)'\n');
+    }
+
+    private static bool TryReadLine(ReadOnlySpan<byte> input, ref int position, out ReadOnlySpan<byte> line)
+    {
+        var end = input[position..].IndexOf("\r\n"u8);
+        if (end < 0)
+        {
+            line = default;
+            return false;
+        }
+
+        line = input.Slice(position, end);
+        position += end + 2;
+        return true;
+    }
+
+    private static long ReadInteger(ReadOnlySpan<byte> digits) =>
+        Utf8Parser.TryParse(digits, out long value, out var used) && used == digits.Length
+            ? value
+            : throw new InvalidDataException("Redis sent a malformed number.");
+}
