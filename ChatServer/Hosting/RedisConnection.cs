@@ -21,7 +21,10 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 
     public bool IsConfigured => Configuration is not null;
 
-    public bool IsConnected => _multiplexer?.IsConnected == true;
+    public bool IsConnected => _multiplexer?.IsConnected == true && Subscriber?.IsConnected != false && Commands?.IsConnected != false;
+
+    /// <summary>The append script's own command connection, when the configuration allows it (else null).</summary>
+    public RedisCommandConnection? Commands { get; private set; }
 
     /// <summary>
     /// Raised when a connection to Redis is re-established. Pub/sub is at-most-once: whatever was published while the
@@ -58,6 +61,17 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
             Subscriber.Restored += () => Restored?.Invoke();
             RedisLog.UsingOwnSubscriber(logger);
         }
+
+        var serverType = _multiplexer.IsConnected ? _multiplexer.GetServer(configuration.EndPoints[0]).ServerType : (ServerType?)null;
+        if (RedisCommandConnection.IsUsable(configuration, options.Value, serverType))
+        {
+            Commands = RedisCommandConnection.Start(configuration, logger);
+            RedisLog.UsingOwnCommands(logger);
+        }
+
+        // Ready means every connection is up: wait for ours as the library waited for its own (Redis down: not long).
+        var connected = Task.WhenAll(new[] { Subscriber?.Connected, Commands?.Connected }.OfType<Task>());
+        await Task.WhenAny(connected, Task.Delay(configuration.ConnectTimeout, cancellationToken));
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -65,6 +79,7 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
     public async ValueTask DisposeAsync()
     {
         Subscriber?.Dispose();
+        Commands?.Dispose();
         if (_multiplexer is not null)
         {
             await _multiplexer.DisposeAsync();

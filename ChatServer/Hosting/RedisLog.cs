@@ -21,4 +21,7 @@ internal static partial class RedisLog
 
     [LoggerMessage(105, LogLevel.Information, "Redis pub/sub: room channels on the server's own subscriber connection.")]
     public static partial void UsingOwnSubscriber(ILogger logger);
+
+    [LoggerMessage(106, LogLevel.Information, "Redis commands: the per-message append script on the server's own command connection.")]
+    public static partial void UsingOwnCommands(ILogger logger);
 }

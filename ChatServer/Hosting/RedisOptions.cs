@@ -34,6 +34,14 @@ public sealed class RedisOptions
     /// </summary>
     public bool DirectPubSub { get; set; } = true;
 
+    /// <summary>
+    /// The append script (the one Redis command per message) on a connection of the server's own
+    /// (<see cref="RedisCommandConnection"/>: written from the caller's thread, the reply read and the ack sent on one
+    /// thread) when Redis is one endpoint without TLS and not a Cluster node. False, or any other setup, keeps it on
+    /// StackExchange.Redis. <c>Redis__DirectCommands</c>.
+    /// </summary>
+    public bool DirectCommands { get; set; } = true;
+
     /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
     public string? EffectiveConfiguration() =>
         !string.IsNullOrWhiteSpace(Configuration) ? Configuration

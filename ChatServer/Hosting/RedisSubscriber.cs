@@ -41,6 +41,7 @@ internal sealed class RedisSubscriber : IDisposable
     private volatile bool _disposed;
     private Thread? _thread;
     private byte[] _buffer = new byte[16 * 1024];
+    private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private RedisSubscriber(EndPoint endPoint, string? user, string? password, string clientName, TimeSpan timeout, ILogger logger)
     {
@@ -53,6 +54,9 @@ internal sealed class RedisSubscriber : IDisposable
 
     /// <summary>Connected and subscribed (tests; health).</summary>
     public bool IsConnected => Volatile.Read(ref _socket) is not null;
+
+    /// <summary>Completes when the first connection is up (start-up waits for it, within the connect timeout).</summary>
+    public Task Connected => _connected.Task;
 
     /// <summary>Whether this subscriber can serve <paramref name="configuration"/> (else the client library does).</summary>
     public static bool IsUsable(ConfigurationOptions configuration, RedisOptions options) =>
@@ -92,7 +96,7 @@ internal sealed class RedisSubscriber : IDisposable
 
             _handlers[channel] = _handlers.TryGetValue(channel, out var handlers) ? [.. handlers, handler] : [handler];
             _confirmations.Enqueue(confirmed);
-            SendLocked(socket, "SUBSCRIBE", [channel]);   // a failed send drops the connection, which fails `confirmed`
+            SendLocked(socket, new RespCommand("SUBSCRIBE").Add(channel));   // a failed send drops the connection, which fails `confirmed`
         }
 
         try
@@ -122,7 +126,7 @@ internal sealed class RedisSubscriber : IDisposable
             (socket, _socket) = (_socket, null);
         }
 
-        Close(socket);
+        RespSocket.Close(socket);
     }
 
     private void Unsubscribe(string channel, Action<ReadOnlyMemory<byte>> handler)
@@ -143,32 +147,21 @@ internal sealed class RedisSubscriber : IDisposable
             _handlers.Remove(channel);
             if (_socket is { } socket)
             {
-                SendLocked(socket, "UNSUBSCRIBE", [channel]);
+                SendLocked(socket, new RespCommand("UNSUBSCRIBE").Add(channel));
             }
         }
     }
 
     /// <summary>Writes a command; on failure shuts the socket down, so the thread reconnects and resubscribes.</summary>
-    private static void SendLocked(Socket socket, string command, IReadOnlyList<string> arguments)
+    private static void SendLocked(Socket socket, RespCommand command)
     {
-        var bytes = new List<byte>(64);
-        RespPush.WriteCommand(bytes, command, arguments);
         try
         {
-            SendAll(socket, bytes);
+            RespSocket.SendAll(socket, command.ToArray());
         }
         catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
-            Shutdown(socket);
-        }
-    }
-
-    private static void SendAll(Socket socket, List<byte> bytes)
-    {
-        ReadOnlySpan<byte> rest = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes);
-        while (!rest.IsEmpty)
-        {
-            rest = rest[socket.Send(rest)..];
+            RespSocket.Shutdown(socket);
         }
     }
 
@@ -200,7 +193,7 @@ internal sealed class RedisSubscriber : IDisposable
             {
                 if (_disposed)
                 {
-                    Close(socket);
+                    RespSocket.Close(socket);
                     return;
                 }
 
@@ -214,7 +207,7 @@ internal sealed class RedisSubscriber : IDisposable
                     }
 
                     _confirmations.Enqueue(everConnected ? s_restoredMarker : null);
-                    SendLocked(socket, "SUBSCRIBE", [.. _handlers.Keys]);
+                    SendLocked(socket, new RespCommand("SUBSCRIBE").AddRange(_handlers.Keys));
                 }
                 else
                 {
@@ -224,6 +217,7 @@ internal sealed class RedisSubscriber : IDisposable
                 _socket = socket;
             }
 
+            _connected.TrySetResult();
             if (restoredNow)
             {
                 OnRestored();
@@ -264,91 +258,20 @@ internal sealed class RedisSubscriber : IDisposable
         Restored?.Invoke();
     }
 
-    /// <summary>Connects, authenticates and names the connection; blocking calls bounded by the timeout.</summary>
+    /// <summary>Connects, authenticates and names the connection; each step bounded by the timeout.</summary>
     private Socket Connect()
     {
-        var addresses = _endPoint switch
+        var socket = RespSocket.Connect(_endPoint, _timeout);
+        try
         {
-            IPEndPoint ip => [ip],
-            DnsEndPoint dns => Dns.GetHostAddresses(dns.Host).Select(a => new IPEndPoint(a, dns.Port)).ToArray(),
-            _ => throw new InvalidDataException($"Cannot connect to {_endPoint}."),
-        };
-
-        SocketException? last = null;
-        foreach (var address in addresses)
-        {
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            try
-            {
-                using (new Timer(static s => Close((Socket)s!), socket, _timeout, Timeout.InfiniteTimeSpan))
-                {
-                    socket.Connect(address);
-                }
-
-                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.KeepAlive, true);
-                socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveTime, 15);
-                socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveInterval, 5);
-                socket.SetSocketOption(SocketOptionLevel.Tcp, SocketOptionName.TcpKeepAliveRetryCount, 3);
-                socket.SendTimeout = (int)_timeout.TotalMilliseconds;
-                Handshake(socket);
-                return socket;
-            }
-            catch (SocketException ex)
-            {
-                last = ex;
-                Close(socket);
-            }
-            catch
-            {
-                Close(socket);
-                throw;
-            }
+            RespSocket.Exchange(socket, RespSocket.Setup(_user, _password, _clientName), _timeout);
+            return socket;
         }
-
-        throw last ?? new SocketException((int)SocketError.HostNotFound);
-    }
-
-    /// <summary><c>AUTH</c> (when configured) and <c>CLIENT SETNAME</c>, each answered before subscribing.</summary>
-    private void Handshake(Socket socket)
-    {
-        var commands = new List<byte>(128);
-        var replies = 1;
-        if (_password is not null)
+        catch
         {
-            RespPush.WriteCommand(commands, "AUTH", _user is null ? [_password] : [_user, _password]);
-            replies++;
+            RespSocket.Close(socket);
+            throw;
         }
-
-        RespPush.WriteCommand(commands, "CLIENT", ["SETNAME", _clientName]);
-        SendAll(socket, commands);
-        socket.ReceiveTimeout = (int)_timeout.TotalMilliseconds;
-        var length = 0;
-        while (replies > 0)
-        {
-            var received = socket.Receive(_buffer, length, _buffer.Length - length, SocketFlags.None);
-            if (received == 0)
-            {
-                throw new IOException("Redis closed the connection during the handshake.");
-            }
-
-            length += received;
-            var start = 0;
-            while (replies > 0 && RespPush.TryRead(_buffer.AsSpan(start, length - start), out var reply, out var consumed))
-            {
-                if (reply.Kind == RespPushKind.Error)
-                {
-                    throw new InvalidDataException("Redis refused the pub/sub connection: " + Encoding.UTF8.GetString(_buffer.AsSpan(start..(start + consumed))[reply.Payload]));
-                }
-
-                start += consumed;
-                replies--;
-            }
-
-            _buffer.AsSpan(start, length - start).CopyTo(_buffer);
-            length -= start;
-        }
-
-        socket.ReceiveTimeout = 0;
     }
 
     /// <summary>The thread's loop while connected: receive, then hand every complete push on.</summary>
@@ -464,34 +387,13 @@ internal sealed class RedisSubscriber : IDisposable
             _confirmations.Clear();
         }
 
-        Close(socket);
+        RespSocket.Close(socket);
         foreach (var confirmed in waiting)
         {
             if (confirmed != s_restoredMarker)
             {
                 confirmed?.TrySetException(new StoreUnavailableException("The Redis pub/sub connection was lost."));
             }
-        }
-    }
-
-    private static void Shutdown(Socket socket)
-    {
-        try
-        {
-            socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // already closed
-        }
-    }
-
-    private static void Close(Socket? socket)
-    {
-        if (socket is not null)
-        {
-            Shutdown(socket);
-            socket.Dispose();
         }
     }
 

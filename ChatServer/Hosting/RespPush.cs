@@ -132,36 +132,6 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
         return true;
     }
 
-    /// <summary>The command <c>*n $len arg …</c> in RESP, appended to <paramref name="output"/>.</summary>
-    public static void WriteCommand(List<byte> output, string command, IReadOnlyList<string> arguments)
-    {
-        WriteHeader(output, (byte)'*', 1 + arguments.Count);
-        WriteBulk(output, command);
-        foreach (var argument in arguments)
-        {
-            WriteBulk(output, argument);
-        }
-    }
-
-    private static void WriteBulk(List<byte> output, string value)
-    {
-        var bytes = System.Text.Encoding.UTF8.GetBytes(value);
-        WriteHeader(output, (byte)'$', bytes.Length);
-        output.AddRange(bytes);
-        output.Add((byte)'\r');
-        output.Add((byte)'\n');
-    }
-
-    private static void WriteHeader(List<byte> output, byte type, int number)
-    {
-        Span<byte> digits = stackalloc byte[11];
-        Utf8Formatter.TryFormat(number, digits, out var written);
-        output.Add(type);
-        output.AddRange(digits[..written]);
-        output.Add((byte)'\r');
-        output.Add((byte)'\n');
-    }
-
     private static bool TryReadLine(ReadOnlySpan<byte> input, ref int position, out ReadOnlySpan<byte> line)
     {
         var end = input[position..].IndexOf("\r\n"u8);

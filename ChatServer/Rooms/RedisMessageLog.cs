@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -93,6 +95,11 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         return {epoch, head, first, items}
         """;
 
+    // Redis names cached scripts by their SHA-1 (EVALSHA); nothing here depends on it being collision-proof.
+#pragma warning disable CA5350
+    private static readonly string AppendScriptSha = Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(AppendScript)));
+#pragma warning restore CA5350
+
     private readonly int _historyLength = options.Value.HistoryLength;
     private readonly long _ttlMs = (long)options.Value.HistoryTtl.TotalMilliseconds;
 
@@ -101,6 +108,13 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null)
     {
         var started = Stopwatch.GetTimestamp();
+        if (connection.Commands is { } commands)
+        {
+            var appended = await AppendDirectAsync(commands, room, openJson, seen);
+            metrics.ScriptCompleted(started);
+            return appended;
+        }
+
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [keys.Meta(room), keys.History(room)],
             [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs]));
@@ -108,6 +122,25 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
     }
+
+    /// <summary>The append on the server's own command connection: <c>EVALSHA</c>, and <c>EVAL</c> once if Redis lost the script.</summary>
+    private async Task<(long Seq, string Epoch)> AppendDirectAsync(RedisCommandConnection commands, string room, byte[] openJson, LogMark? seen)
+    {
+        var reply = await commands.ExecuteAsync(AppendCommand("EVALSHA", AppendScriptSha, room, openJson, seen));
+        if (reply.IsError && reply.Text!.StartsWith("NOSCRIPT", StringComparison.Ordinal))
+        {
+            reply = await commands.ExecuteAsync(AppendCommand("EVAL", AppendScript, room, openJson, seen));
+        }
+
+        return reply is { Type: '*', Items: [{ Type: ':' } seq, { Type: '$', Bytes: { } epoch }] }
+            ? (seq.Integer, Encoding.UTF8.GetString(epoch))
+            : throw new StoreUnavailableException($"Redis did not append the message: {reply}");
+    }
+
+    private RespCommand AppendCommand(string command, string script, string room, byte[] openJson, LogMark? seen) =>
+        new RespCommand(command).Add(script).Add(2).Add(keys.Meta(room).ToString()).Add(keys.History(room).ToString())
+            .Add(openJson).Add(_historyLength).Add(Epochs.New()).Add(keys.Channel(room).ToString()).Add(keys.PublishCommand)
+            .Add(seen?.Epoch ?? "").Add(seen?.Seq ?? 0).Add(_ttlMs);
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
         ReadAsync(room, LogRead.Latest, 0, count, cancellationToken, seen);

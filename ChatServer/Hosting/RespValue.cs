@@ -1,0 +1,136 @@
+using System.Buffers.Text;
+using System.Text;
+
+namespace ChatServer.Hosting;
+
+/// <summary>One RESP2 reply, read whole: a simple string, an error, an integer, a bulk string (null: <c>$-1</c>) or an array.</summary>
+internal sealed class RespValue
+{
+    private const int MaxDepth = 8;
+    private const int MaxElements = 1 << 20;
+
+    private RespValue(char type, long integer = 0, byte[]? bytes = null, RespValue[]? items = null) =>
+        (Type, Integer, Bytes, Items) = (type, integer, bytes, items);
+
+    /// <summary>The RESP type byte: <c>+</c>, <c>-</c>, <c>:</c>, <c>$</c> or <c>*</c>.</summary>
+    public char Type { get; }
+
+    public long Integer { get; }
+
+    /// <summary>A bulk string's bytes, or a simple string's or error's text as UTF-8; null for a null bulk string.</summary>
+    public byte[]? Bytes { get; }
+
+    public RespValue[]? Items { get; }
+
+    public bool IsError => Type == '-';
+
+    public string? Text => Bytes is null ? null : Encoding.UTF8.GetString(Bytes);
+
+    public override string ToString() => Type switch
+    {
+        ':' => Integer.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        '*' => $"[{string.Join(", ", Items!.Select(i => i.ToString()))}]",
+        _ => Text ?? "(nil)",
+    };
+
+    /// <summary>
+    /// Reads one reply from the start of <paramref name="input"/>: its length in <paramref name="consumed"/>, or false
+    /// when <paramref name="input"/> does not hold all of it yet. Input that is not RESP throws <see cref="InvalidDataException"/>.
+    /// </summary>
+    public static bool TryRead(ReadOnlySpan<byte> input, out RespValue? value, out int consumed)
+    {
+        var position = 0;
+        if (TryRead(input, ref position, 0, out value))
+        {
+            consumed = position;
+            return true;
+        }
+
+        consumed = 0;
+        return false;
+    }
+
+    private static bool TryRead(ReadOnlySpan<byte> input, ref int position, int depth, out RespValue? value)
+    {
+        value = null;
+        var end = input[position..].IndexOf("\r\n"u8);
+        if (end < 0)
+        {
+            return false;
+        }
+
+        var line = input.Slice(position, end);
+        if (line.IsEmpty)
+        {
+            throw new InvalidDataException("Redis sent an empty line.");
+        }
+
+        var next = position + end + 2;
+        switch (line[0])
+        {
+            case (byte)'+' or (byte)'-':
+                value = new RespValue((char)line[0], bytes: line[1..].ToArray());
+                break;
+            case (byte)':':
+                value = new RespValue(':', integer: ReadInteger(line[1..]));
+                break;
+            case (byte)'$':
+                var length = ReadInteger(line[1..]);
+                if (length == -1)
+                {
+                    value = new RespValue('$');
+                    break;
+                }
+
+                if (length < 0 || length > int.MaxValue - 2)
+                {
+                    throw new InvalidDataException($"Redis sent a bulk string of length {length}.");
+                }
+
+                if (input.Length - next < length + 2)
+                {
+                    return false;
+                }
+
+                value = new RespValue('$', bytes: input.Slice(next, (int)length).ToArray());
+                next += (int)length + 2;
+                break;
+            case (byte)'*':
+                var count = ReadInteger(line[1..]);
+                if (count == -1)
+                {
+                    value = new RespValue('$');
+                    break;
+                }
+
+                if (count < 0 || count > MaxElements || depth >= MaxDepth)
+                {
+                    throw new InvalidDataException($"Redis sent an array of {count} elements at depth {depth}.");
+                }
+
+                var items = new RespValue[count];
+                for (var i = 0; i < count; i++)
+                {
+                    if (!TryRead(input, ref next, depth + 1, out var item))
+                    {
+                        return false;
+                    }
+
+                    items[i] = item!;
+                }
+
+                value = new RespValue('*', items: items);
+                break;
+            default:
+                throw new InvalidDataException($"Redis sent a value of type '{(char)line[0]}'.");
+        }
+
+        position = next;
+        return true;
+    }
+
+    private static long ReadInteger(ReadOnlySpan<byte> digits) =>
+        Utf8Parser.TryParse(digits, out long value, out var used) && used == digits.Length
+            ? value
+            : throw new InvalidDataException("Redis sent a malformed number.");
+}
