@@ -54,6 +54,21 @@ public sealed class RedisFaultTests
         Assert.That(history.Messages.Select(m => m.Text), Is.EqualTo(new[] { "before", "after" }));
     }
 
+    [Test, CancelAfter(30_000)]
+    public async Task A_script_cache_Redis_flushed_costs_nothing_the_append_loads_it_again(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        await using var host = new ChatHost(redis.ConnectionString, Unlimited);
+        var room = TestNames.Room();
+        await using var sender = await ChatClient.SignInAsync(host.WebSocketUri, "sender", room, cancellationToken);
+
+        var first = await sender.RequestAsync(new { type = "sendMessage", text = "before" }, cancellationToken);
+        await AdminAsync(redis.ConnectionString, "SCRIPT", "FLUSH");
+        var second = await sender.RequestAsync(new { type = "sendMessage", text = "after" }, cancellationToken);
+
+        Assert.That((first.Ok, first.Seq, second.Ok, second.Seq), Is.EqualTo((true, 1L, true, 2L)), second.Raw);
+    }
+
     [Test, CancelAfter(60_000)]
     public async Task Messages_published_while_an_instance_subscription_is_down_are_delivered_from_history_in_order(CancellationToken cancellationToken)
     {

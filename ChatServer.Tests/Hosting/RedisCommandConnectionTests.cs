@@ -1,0 +1,115 @@
+using ChatServer.Hosting;
+using ChatServer.Rooms;
+using ChatServer.Tests.Faults;
+using Microsoft.Extensions.Logging.Abstractions;
+using StackExchange.Redis;
+
+namespace ChatServer.Tests.Hosting;
+
+/// <summary>The server's own command connection against a real <c>redis-server</c>.</summary>
+[TestFixture]
+public sealed class RedisCommandConnectionTests
+{
+    [Test, CancelAfter(30_000)]
+    public async Task Pipelined_commands_get_their_own_replies_in_order_and_errors_come_back_as_errors(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        using var connection = await StartAsync(redis.ConnectionString, cancellationToken);
+
+        var replies = Enumerable.Range(0, 500).Select(i => i % 50 == 49
+            ? connection.ExecuteAsync(new RespCommand("HINCRBY").Add("counter").Add("n").Add("not a number"))
+            : connection.ExecuteAsync(new RespCommand("INCR").Add("counter"))).ToList();
+        await Task.WhenAll(replies);
+
+        var expected = 0L;
+        for (var i = 0; i < replies.Count; i++)
+        {
+            var reply = await replies[i];
+            if (i % 50 == 49)
+            {
+                Assert.That(reply.IsError, Is.True, $"reply {i}: {reply}");   // WRONGTYPE: "counter" is a string
+            }
+            else
+            {
+                Assert.That(reply is { Type: ':' } && reply.Integer == ++expected, Is.True, $"reply {i}: {reply}");
+            }
+        }
+
+        var echo = await connection.ExecuteAsync(new RespCommand("ECHO").Add("ü\r\n"u8.ToArray()));
+        Assert.That(echo.Text, Is.EqualTo("ü\r\n"));
+    }
+
+    [Test, CancelAfter(30_000)]
+    public async Task A_killed_connection_fails_what_waits_and_comes_back(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        using var connection = await StartAsync(redis.ConnectionString, cancellationToken);
+
+        var blocked = connection.ExecuteAsync(new RespCommand("BLPOP").Add("nothing").Add(0));   // waits until the kill
+        await FaultHelpers.AdminAsync(redis.ConnectionString, "CLIENT", "KILL", "USER", "default", "SKIPME", "yes");
+        Assert.ThrowsAsync<StoreUnavailableException>(() => blocked);
+
+        await FaultHelpers.WaitUntilAsync(() => Task.FromResult(connection.IsConnected), cancellationToken);
+        var pong = await connection.ExecuteAsync(new RespCommand("PING"));
+        Assert.That(pong.Text, Is.EqualTo("PONG"));
+    }
+
+    [Test, CancelAfter(30_000)]
+    public async Task A_command_unanswered_within_the_timeout_fails_and_the_connection_is_made_again(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        using var connection = await StartAsync($"{redis.ConnectionString},asyncTimeout=500", cancellationToken);
+
+        var blocked = connection.ExecuteAsync(new RespCommand("BLPOP").Add("nothing").Add(0));
+        Assert.ThrowsAsync<StoreUnavailableException>(() => blocked);
+
+        await FaultHelpers.WaitUntilAsync(() => Task.FromResult(connection.IsConnected), cancellationToken);
+        var pong = await connection.ExecuteAsync(new RespCommand("PING"));
+        Assert.That(pong.Text, Is.EqualTo("PONG"));
+    }
+
+    [Test, CancelAfter(30_000)]
+    public async Task While_Redis_is_down_commands_fail_fast_and_a_started_Redis_is_found(CancellationToken cancellationToken)
+    {
+        var port = RedisServerProcess.FreePort();
+        using var connection = RedisCommandConnection.Start(ConfigurationOptions.Parse($"127.0.0.1:{port}"), NullLogger.Instance);
+        Assert.Throws<StoreUnavailableException>(() => connection.ExecuteAsync(new RespCommand("PING")));
+
+        using var redis = await RedisServerProcess.StartAsync(port);
+        await FaultHelpers.WaitUntilAsync(() => Task.FromResult(connection.IsConnected), cancellationToken);
+        Assert.That((await connection.ExecuteAsync(new RespCommand("PING"))).Text, Is.EqualTo("PONG"));
+    }
+
+    [Test, CancelAfter(30_000)]
+    public async Task It_authenticates_and_selects_the_configured_database(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        await FaultHelpers.AdminAsync(redis.ConnectionString, "ACL", "SETUSER", "chat", "on", ">s3cret", "~*", "&*", "+@all");
+        using var connection = await StartAsync($"{redis.ConnectionString},user=chat,password=s3cret,defaultDatabase=3", cancellationToken);
+
+        Assert.That((await connection.ExecuteAsync(new RespCommand("ACL").Add("WHOAMI"))).Text, Is.EqualTo("chat"));
+        await connection.ExecuteAsync(new RespCommand("SET").Add("where").Add("here"));
+        await using var check = await ConnectionMultiplexer.ConnectAsync(redis.ConnectionString);
+        Assert.That((string?)await check.GetDatabase(3).StringGetAsync("where"), Is.EqualTo("here"));
+        Assert.That((string?)await check.GetDatabase(0).StringGetAsync("where"), Is.Null);
+    }
+
+    [Test, CancelAfter(30_000)]
+    public async Task A_wrong_password_is_refused_and_retried_without_a_connection(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        await FaultHelpers.AdminAsync(redis.ConnectionString, "ACL", "SETUSER", "chat", "on", ">s3cret", "~*", "&*", "+@all");
+        using var connection = RedisCommandConnection.Start(ConfigurationOptions.Parse($"{redis.ConnectionString},user=chat,password=wrong"),
+            NullLogger.Instance);
+        await Task.Delay(300, cancellationToken);
+        Assert.That(connection.IsConnected, Is.False);
+        Assert.Throws<StoreUnavailableException>(() => connection.ExecuteAsync(new RespCommand("PING")));
+    }
+
+    private static async Task<RedisCommandConnection> StartAsync(string configuration, CancellationToken cancellationToken)
+    {
+        var connection = RedisCommandConnection.Start(ConfigurationOptions.Parse(configuration), NullLogger.Instance);
+        await connection.Connected.WaitAsync(cancellationToken);
+        return connection;
+    }
+}
