@@ -23,8 +23,8 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 
     public bool IsConnected => _multiplexer?.IsConnected == true && Subscriber?.IsConnected != false && Commands?.IsConnected != false;
 
-    /// <summary>The append script's own command connection, when the configuration allows it (else null).</summary>
-    public RedisCommandConnection? Commands { get; private set; }
+    /// <summary>The connection the append script runs on, when the configuration allows it (else null): the same as <see cref="Subscriber"/> when both are ours.</summary>
+    public RedisSubscriber? Commands { get; private set; }
 
     /// <summary>
     /// Raised when a connection to Redis is re-established. Pub/sub is at-most-once: whatever was published while the
@@ -55,31 +55,37 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
             Restored?.Invoke();
         };
         RedisLog.UsingRedis(logger, string.Join(", ", configuration.EndPoints.Select(e => e.ToString())), _multiplexer.IsConnected);
-        if (RedisSubscriber.IsUsable(configuration, options.Value))
+        // The server's own connection (RedisSubscriber): room subscriptions, and, on Redis 6+ (RESP3) without a Cluster,
+        // the append script too, so the sender's reply and its room's message arrive on one socket and one thread.
+        var server = _multiplexer.IsConnected ? _multiplexer.GetServer(configuration.EndPoints[0]) : null;
+        var subscriptions = RedisSubscriber.IsUsable(configuration, options.Value);
+        var commands = RedisSubscriber.CanRunCommands(configuration, options.Value, server?.ServerType, server?.Version);
+        if (subscriptions || commands)
         {
-            Subscriber = RedisSubscriber.Start(configuration, logger);
-            Subscriber.Restored += () => Restored?.Invoke();
-            RedisLog.UsingOwnSubscriber(logger);
-        }
+            var direct = RedisSubscriber.Start(configuration, logger, resp3: commands);
+            if (subscriptions)
+            {
+                Subscriber = direct;
+                direct.Restored += () => Restored?.Invoke();
+                RedisLog.UsingOwnSubscriber(logger);
+            }
 
-        var serverType = _multiplexer.IsConnected ? _multiplexer.GetServer(configuration.EndPoints[0]).ServerType : (ServerType?)null;
-        if (RedisCommandConnection.IsUsable(configuration, options.Value, serverType))
-        {
-            Commands = RedisCommandConnection.Start(configuration, logger);
-            RedisLog.UsingOwnCommands(logger);
-        }
+            if (commands)
+            {
+                Commands = direct;
+                RedisLog.UsingOwnCommands(logger);
+            }
 
-        // Ready means every connection is up: wait for ours as the library waited for its own (Redis down: not long).
-        var connected = Task.WhenAll(new[] { Subscriber?.Connected, Commands?.Connected }.OfType<Task>());
-        await Task.WhenAny(connected, Task.Delay(configuration.ConnectTimeout, cancellationToken));
+            // Ready means every connection is up: wait for ours as the library waited for its own (Redis down: not long).
+            await Task.WhenAny(direct.Connected, Task.Delay(configuration.ConnectTimeout, cancellationToken));
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {
-        Subscriber?.Dispose();
-        Commands?.Dispose();
+        (Subscriber ?? Commands)?.Dispose();
         if (_multiplexer is not null)
         {
             await _multiplexer.DisposeAsync();

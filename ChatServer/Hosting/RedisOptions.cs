@@ -35,10 +35,10 @@ public sealed class RedisOptions
     public bool DirectPubSub { get; set; } = true;
 
     /// <summary>
-    /// The append script (the one Redis command per message) on a connection of the server's own
-    /// (<see cref="RedisCommandConnection"/>: written from the caller's thread, the reply read and the ack sent on one
-    /// thread) when Redis is one endpoint without TLS and not a Cluster node. False, or any other setup, keeps it on
-    /// StackExchange.Redis. <c>Redis__DirectCommands</c>.
+    /// The append script (the one Redis command per message) on the server's own connection too
+    /// (<see cref="RedisSubscriber"/> speaking RESP3: written from the caller's thread, the reply read and the ack sent on
+    /// its thread) when Redis is 6 or later, one endpoint without TLS, and not a Cluster node. False, or any other setup,
+    /// keeps it on StackExchange.Redis. <c>Redis__DirectCommands</c>.
     /// </summary>
     public bool DirectCommands { get; set; } = true;
 

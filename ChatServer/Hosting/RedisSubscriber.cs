@@ -7,16 +7,20 @@ using StackExchange.Redis;
 namespace ChatServer.Hosting;
 
 /// <summary>
-/// The room channels' subscriptions on a Redis connection of the server's own: one socket and one thread that waits in
-/// a blocking receive, parses what Redis pushes and hands each message to its channel's handlers right there, in the
-/// order Redis sent them. A message costs one wake-up of one thread, where the client library's ordered subscription
-/// queue passed it from its reader to the thread pool (issue 11, docs/benchmarks.md).
+/// The server's own Redis connection: the room channels' subscriptions, and (speaking RESP3, on Redis 6 or later) the
+/// append script. One socket and one thread that waits in a blocking receive, parses what Redis sends and hands each
+/// pushed message to its channel's handlers right there, in the order Redis sent them, and each reply to the oldest
+/// command, whose continuation (the sender's ack) runs right there too. A message costs one wake-up of one thread per
+/// instance, where the client library passed it from the socket's event loop to its reader and on to the thread pool
+/// (issue 11, docs/benchmarks.md); on the sending instance the reply and the message arrive together.
 /// <para>
-/// At most once, like any Redis pub/sub: while the connection is down nothing arrives. It reconnects by itself (at
-/// once after a lost connection; backing off to <see cref="MaxBackoff"/> while connecting fails), subscribes again to every
-/// channel that has a handler, and once Redis has confirmed them raises <see cref="Restored"/>, so rooms catch up from
-/// history. Used when Redis is one endpoint without TLS and rooms
-/// use classic pub/sub (<see cref="IsUsable"/>); everything else stays on StackExchange.Redis.
+/// At most once, like any Redis pub/sub: while the connection is down nothing arrives, and commands fail at once with
+/// <see cref="StoreUnavailableException"/> (the client library's fail-fast setting); a command unanswered within the
+/// timeout fails and the connection is made again. It reconnects by itself (at once after a lost connection; backing
+/// off to <see cref="MaxBackoff"/> while connecting fails), subscribes again to every channel that has a handler, and
+/// once Redis has confirmed them raises <see cref="Restored"/>, so rooms catch up from history. Used when Redis is one
+/// endpoint without TLS (<see cref="IsUsable"/>, <see cref="CanRunCommands"/>); everything else stays on
+/// StackExchange.Redis.
 /// </para>
 /// </summary>
 internal sealed class RedisSubscriber : IDisposable
@@ -29,25 +33,39 @@ internal sealed class RedisSubscriber : IDisposable
     private readonly string? _user;
     private readonly string? _password;
     private readonly string _clientName;
+    private readonly int? _database;
+    private readonly bool _resp3;
     private readonly TimeSpan _timeout;
     private readonly ILogger _logger;
+    private readonly Timer? _watchdog;
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Action<ReadOnlyMemory<byte>>[]> _handlers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Action<ReadOnlyMemory<byte>>[]>.AlternateLookup<ReadOnlySpan<char>> _byName;
     private readonly Queue<TaskCompletionSource?> _confirmations = new();   // one per channel of each SUBSCRIBE sent
     private static readonly TaskCompletionSource s_restoredMarker = new();   // the last confirmation of a resubscribe
+    private readonly Queue<Pending> _pending = new();   // commands (RESP3 only), in the order they were written
     private Socket? _socket;   // connected, and SUBSCRIBE sent for every channel in _handlers; null while down
     private volatile bool _disposed;
     private Thread? _thread;
     private byte[] _buffer = new byte[16 * 1024];
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private RedisSubscriber(EndPoint endPoint, string? user, string? password, string clientName, TimeSpan timeout, ILogger logger)
+    private RedisSubscriber(EndPoint endPoint, string? user, string? password, string clientName, int? database, bool resp3,
+        TimeSpan timeout, ILogger logger)
     {
-        (_endPoint, _user, _password, _clientName, _timeout, _logger) = (endPoint, user, password, clientName, timeout, logger);
+        (_endPoint, _user, _password, _clientName, _database, _resp3, _timeout, _logger) =
+            (endPoint, user, password, clientName, database, resp3, timeout, logger);
         _byName = _handlers.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (resp3)
+        {
+            var period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 50, 1000));
+            _watchdog = new Timer(static s => ((RedisSubscriber)s!).DropIfStuck(), this, period, period);
+        }
     }
+
+    /// <summary>Whether <see cref="ExecuteAsync"/> is available (the connection speaks RESP3).</summary>
+    public bool RunsCommands => _resp3;
 
     /// <summary>Raised on the subscriber's thread after a lost connection is back and subscribed again.</summary>
     public event Action? Restored;
@@ -69,12 +87,31 @@ internal sealed class RedisSubscriber : IDisposable
         && configuration.Proxy == Proxy.None
         && configuration.ChannelPrefix.IsNullOrEmpty;
 
-    /// <summary>Starts the subscriber's thread, which connects (and keeps reconnecting) in the background.</summary>
-    public static RedisSubscriber Start(ConfigurationOptions configuration, ILogger logger)
+    /// <summary>
+    /// Whether commands can run on this connection too (<paramref name="serverType"/> and <paramref name="version"/> from
+    /// the client library's connection): RESP3 (Redis 6 or later), so pushes and replies share it, and not a Cluster
+    /// node (keys would need routing by slot).
+    /// </summary>
+    public static bool CanRunCommands(ConfigurationOptions configuration, RedisOptions options, ServerType? serverType, Version? version) =>
+        options.DirectCommands
+        && serverType == ServerType.Standalone
+        && version?.Major >= 6
+        && configuration.EndPoints.Count == 1
+        && configuration.EndPoints[0] is IPEndPoint or DnsEndPoint
+        && !configuration.Ssl
+        && configuration.ServiceName is null
+        && configuration.Proxy == Proxy.None;
+
+    /// <summary>
+    /// Starts the connection's thread, which connects (and keeps reconnecting) in the background. With
+    /// <paramref name="resp3"/> it speaks RESP3 and runs commands as well.
+    /// </summary>
+    public static RedisSubscriber Start(ConfigurationOptions configuration, ILogger logger, bool resp3 = false)
     {
         var subscriber = new RedisSubscriber(configuration.EndPoints[0], configuration.User, configuration.Password,
-            (configuration.ClientName ?? "chatserver") + "-pubsub", TimeSpan.FromMilliseconds(configuration.AsyncTimeout), logger);
-        subscriber._thread = new Thread(subscriber.Run) { IsBackground = true, Name = "Redis pub/sub" };
+            (configuration.ClientName ?? "chatserver") + "-direct", configuration.DefaultDatabase, resp3,
+            TimeSpan.FromMilliseconds(configuration.AsyncTimeout), logger);
+        subscriber._thread = new Thread(subscriber.Run) { IsBackground = true, Name = "Redis direct" };
         subscriber._thread.Start();
         return subscriber;
     }
@@ -117,6 +154,42 @@ internal sealed class RedisSubscriber : IDisposable
         return new Subscription(this, channel, handler);
     }
 
+    /// <summary>
+    /// Sends <paramref name="command"/> and completes with its reply (an error reply too: check
+    /// <see cref="RespValue.IsError"/>). The task completes on the connection's thread, which runs the caller's
+    /// continuation (it must not block). Down, or no reply within the timeout: <see cref="StoreUnavailableException"/>.
+    /// </summary>
+    public Task<RespValue> ExecuteAsync(RespCommand command)
+    {
+        if (!_resp3)
+        {
+            throw new InvalidOperationException("Commands need the RESP3 connection.");
+        }
+
+        var bytes = command.ToArray();
+        var pending = new Pending();
+        lock (_lock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_socket is not { } socket)
+            {
+                throw new StoreUnavailableException("The Redis connection is down.");
+            }
+
+            _pending.Enqueue(pending);
+            try
+            {
+                RespSocket.SendAll(socket, bytes);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                RespSocket.Shutdown(socket);   // the thread drops it, failing every command waiting on it, this one too
+            }
+        }
+
+        return pending.Task;
+    }
+
     public void Dispose()
     {
         Socket? socket;
@@ -126,7 +199,20 @@ internal sealed class RedisSubscriber : IDisposable
             (socket, _socket) = (_socket, null);
         }
 
+        _watchdog?.Dispose();
         RespSocket.Close(socket);
+    }
+
+    /// <summary>The oldest command has waited longer than the timeout: the connection goes, and its commands fail.</summary>
+    private void DropIfStuck()
+    {
+        lock (_lock)
+        {
+            if (_socket is { } socket && _pending.TryPeek(out var oldest) && oldest.Age > _timeout)
+            {
+                RespSocket.Shutdown(socket);
+            }
+        }
     }
 
     private void Unsubscribe(string channel, Action<ReadOnlyMemory<byte>> handler)
@@ -264,7 +350,27 @@ internal sealed class RedisSubscriber : IDisposable
         var socket = RespSocket.Connect(_endPoint, _timeout);
         try
         {
-            RespSocket.Exchange(socket, RespSocket.Setup(_user, _password, _clientName), _timeout);
+            List<RespCommand> setup;
+            if (_resp3)
+            {
+                var hello = new RespCommand("HELLO").Add(3);
+                if (_password is not null)
+                {
+                    hello.Add("AUTH").Add(_user ?? "default").Add(_password);
+                }
+
+                setup = [hello.Add("SETNAME").Add(_clientName)];
+                if (_database is > 0)
+                {
+                    setup.Add(new RespCommand("SELECT").Add(_database.Value));
+                }
+            }
+            else
+            {
+                setup = RespSocket.Setup(_user, _password, _clientName);
+            }
+
+            RespSocket.Exchange(socket, setup, _timeout);
             return socket;
         }
         catch
@@ -304,9 +410,29 @@ internal sealed class RedisSubscriber : IDisposable
             }
 
             end += received;
-            while (RespPush.TryRead(_buffer.AsSpan(start, end - start), out var push, out var consumed))
+            while (start < end)
             {
-                Handle(_buffer.AsSpan(start, consumed), push);
+                var input = _buffer.AsSpan(start, end - start);
+                int consumed;
+                if (_resp3 && input[0] != (byte)'>')
+                {
+                    // RESP3: anything but a push is the reply to the oldest command.
+                    if (!RespValue.TryRead(input, out var reply, out consumed))
+                    {
+                        break;
+                    }
+
+                    start += consumed;
+                    Complete(reply!);
+                    continue;
+                }
+
+                if (!RespPush.TryRead(input, out var push, out consumed))
+                {
+                    break;
+                }
+
+                Handle(input[..consumed], push);
                 start += consumed;
             }
 
@@ -373,9 +499,27 @@ internal sealed class RedisSubscriber : IDisposable
     }
 
     /// <summary>The connection is gone: nothing is subscribed, and whoever waits for a confirmation hears so.</summary>
+    /// <summary>A command's reply: the oldest command gets it, and its continuation runs here.</summary>
+    private void Complete(RespValue reply)
+    {
+        Pending? pending;
+        lock (_lock)
+        {
+            _pending.TryDequeue(out pending);
+        }
+
+        if (pending is null)
+        {
+            throw new InvalidDataException($"Redis sent a reply to no command: {reply}");
+        }
+
+        pending.TrySetResult(reply);
+    }
+
     private void Drop(Socket socket)
     {
         TaskCompletionSource?[] waiting;
+        Pending[] commands;
         lock (_lock)
         {
             if (_socket == socket)
@@ -385,6 +529,8 @@ internal sealed class RedisSubscriber : IDisposable
 
             waiting = [.. _confirmations];
             _confirmations.Clear();
+            commands = [.. _pending];
+            _pending.Clear();
         }
 
         RespSocket.Close(socket);
@@ -395,6 +541,19 @@ internal sealed class RedisSubscriber : IDisposable
                 confirmed?.TrySetException(new StoreUnavailableException("The Redis pub/sub connection was lost."));
             }
         }
+
+        foreach (var command in commands)
+        {
+            command.TrySetException(new StoreUnavailableException("The Redis connection was lost before the reply."));
+        }
+    }
+
+    /// <summary>A command waiting for its reply. Its task's continuations run on the connection's thread.</summary>
+    private sealed class Pending : TaskCompletionSource<RespValue>
+    {
+        private readonly long _started = Environment.TickCount64;
+
+        public TimeSpan Age => TimeSpan.FromMilliseconds(Environment.TickCount64 - _started);
     }
 
     private sealed class Subscription(RedisSubscriber subscriber, string channel, Action<ReadOnlyMemory<byte>> handler) : IAsyncDisposable

@@ -57,7 +57,7 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
                 push = new RespPush(RespPushKind.Error, default, new Range(1, position - 2));
                 consumed = position;
                 return true;
-            case (byte)'*':
+            case (byte)'*' or (byte)'>':   // an array (RESP2) or a push (RESP3)
                 break;
             default:
                 throw new InvalidDataException($"Redis sent a value of type '{(char)line[0]}' where a push was expected.");
@@ -109,7 +109,7 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
                     }
 
                     break;
-                case (byte)':' or (byte)'+':
+                case (byte)':' or (byte)'+' or (byte)'_' or (byte)'#' or (byte)',' or (byte)'(':
                     break;
                 default:
                     throw new InvalidDataException($"Redis sent an element of type '{(char)line[0]}' inside a push.");

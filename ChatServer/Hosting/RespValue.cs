@@ -3,7 +3,11 @@ using System.Text;
 
 namespace ChatServer.Hosting;
 
-/// <summary>One RESP2 reply, read whole: a simple string, an error, an integer, a bulk string (null: <c>$-1</c>) or an array.</summary>
+/// <summary>
+/// One reply, read whole: a simple string, an error, an integer, a bulk string (null: <c>$-1</c>) or an array; RESP3's
+/// types map onto these (null, boolean as 0/1, double and big number as text, verbatim string, blob error, set, and a
+/// map as an array of keys and values).
+/// </summary>
 internal sealed class RespValue
 {
     private const int MaxDepth = 8;
@@ -68,13 +72,20 @@ internal sealed class RespValue
         var next = position + end + 2;
         switch (line[0])
         {
-            case (byte)'+' or (byte)'-':
+            case (byte)'+' or (byte)'-' or (byte)',' or (byte)'(':   // RESP3 doubles and big numbers: as text
                 value = new RespValue((char)line[0], bytes: line[1..].ToArray());
+                break;
+            case (byte)'_':   // RESP3 null
+                value = new RespValue('$');
+                break;
+            case (byte)'#':   // RESP3 boolean
+                value = new RespValue(':', integer: line is [_, (byte)'t'] ? 1 : 0);
                 break;
             case (byte)':':
                 value = new RespValue(':', integer: ReadInteger(line[1..]));
                 break;
-            case (byte)'$':
+            case (byte)'$' or (byte)'=' or (byte)'!':   // bulk string, RESP3 verbatim string or blob error
+                var type = line[0] == (byte)'!' ? '-' : '$';
                 var length = ReadInteger(line[1..]);
                 if (length == -1)
                 {
@@ -92,11 +103,11 @@ internal sealed class RespValue
                     return false;
                 }
 
-                value = new RespValue('$', bytes: input.Slice(next, (int)length).ToArray());
+                value = new RespValue(type, bytes: input.Slice(next, (int)length).ToArray());
                 next += (int)length + 2;
                 break;
-            case (byte)'*':
-                var count = ReadInteger(line[1..]);
+            case (byte)'*' or (byte)'~' or (byte)'%' or (byte)'>':   // array, RESP3 set, map (as key, value, …) or push
+                var count = ReadInteger(line[1..]) * (line[0] == (byte)'%' ? 2 : 1);
                 if (count == -1)
                 {
                     value = new RespValue('$');

@@ -124,7 +124,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     }
 
     /// <summary>The append on the server's own command connection: <c>EVALSHA</c>, and <c>EVAL</c> once if Redis lost the script.</summary>
-    private async Task<(long Seq, string Epoch)> AppendDirectAsync(RedisCommandConnection commands, string room, byte[] openJson, LogMark? seen)
+    private async Task<(long Seq, string Epoch)> AppendDirectAsync(RedisSubscriber commands, string room, byte[] openJson, LogMark? seen)
     {
         var reply = await commands.ExecuteAsync(AppendCommand("EVALSHA", AppendScriptSha, room, openJson, seen));
         if (reply.IsError && reply.Text!.StartsWith("NOSCRIPT", StringComparison.Ordinal))

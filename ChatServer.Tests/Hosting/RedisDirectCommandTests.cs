@@ -6,9 +6,9 @@ using StackExchange.Redis;
 
 namespace ChatServer.Tests.Hosting;
 
-/// <summary>The server's own command connection against a real <c>redis-server</c>.</summary>
+/// <summary>Commands on the server's own Redis connection (RESP3, beside its subscriptions) against a real <c>redis-server</c>.</summary>
 [TestFixture]
-public sealed class RedisCommandConnectionTests
+public sealed class RedisDirectCommandTests
 {
     [Test, CancelAfter(30_000)]
     public async Task Pipelined_commands_get_their_own_replies_in_order_and_errors_come_back_as_errors(CancellationToken cancellationToken)
@@ -37,6 +37,24 @@ public sealed class RedisCommandConnectionTests
 
         var echo = await connection.ExecuteAsync(new RespCommand("ECHO").Add("ü\r\n"u8.ToArray()));
         Assert.That(echo.Text, Is.EqualTo("ü\r\n"));
+    }
+
+    [Test, CancelAfter(30_000)]
+    public async Task Pushes_between_replies_reach_their_channel_and_replies_their_commands(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        using var connection = await StartAsync(redis.ConnectionString, cancellationToken);
+        var received = new System.Collections.Concurrent.BlockingCollection<string>();
+        await using var _ = await connection.SubscribeAsync("room:a", m => received.Add(System.Text.Encoding.UTF8.GetString(m.Span)), cancellationToken);
+
+        // Published on the very connection that is subscribed: each reply and its push share the socket.
+        var replies = await Task.WhenAll(Enumerable.Range(0, 200).Select(i =>
+            connection.ExecuteAsync(new RespCommand("PUBLISH").Add("room:a").Add($"m{i}"))));
+
+        Assert.That(replies.Select(r => (r.Type, r.Integer)), Is.All.EqualTo((':', 1L)), "each PUBLISH reached one subscriber");
+        Assert.That(Enumerable.Range(0, 200).Select(_ => received.Take(cancellationToken)), Is.EqualTo(Enumerable.Range(0, 200).Select(i => $"m{i}")));
+        var hello = await connection.ExecuteAsync(new RespCommand("HELLO"));
+        Assert.That(hello.Items!.Select(i => i.Text).ToList(), Does.Contain("proto"), hello.ToString());
     }
 
     [Test, CancelAfter(30_000)]
@@ -72,7 +90,7 @@ public sealed class RedisCommandConnectionTests
     public async Task While_Redis_is_down_commands_fail_fast_and_a_started_Redis_is_found(CancellationToken cancellationToken)
     {
         var port = RedisServerProcess.FreePort();
-        using var connection = RedisCommandConnection.Start(ConfigurationOptions.Parse($"127.0.0.1:{port}"), NullLogger.Instance);
+        using var connection = RedisSubscriber.Start(ConfigurationOptions.Parse($"127.0.0.1:{port}"), NullLogger.Instance, resp3: true);
         Assert.Throws<StoreUnavailableException>(() => connection.ExecuteAsync(new RespCommand("PING")));
 
         using var redis = await RedisServerProcess.StartAsync(port);
@@ -99,16 +117,16 @@ public sealed class RedisCommandConnectionTests
     {
         using var redis = await RedisServerProcess.StartAsync();
         await FaultHelpers.AdminAsync(redis.ConnectionString, "ACL", "SETUSER", "chat", "on", ">s3cret", "~*", "&*", "+@all");
-        using var connection = RedisCommandConnection.Start(ConfigurationOptions.Parse($"{redis.ConnectionString},user=chat,password=wrong"),
-            NullLogger.Instance);
+        using var connection = RedisSubscriber.Start(ConfigurationOptions.Parse($"{redis.ConnectionString},user=chat,password=wrong"),
+            NullLogger.Instance, resp3: true);
         await Task.Delay(300, cancellationToken);
         Assert.That(connection.IsConnected, Is.False);
         Assert.Throws<StoreUnavailableException>(() => connection.ExecuteAsync(new RespCommand("PING")));
     }
 
-    private static async Task<RedisCommandConnection> StartAsync(string configuration, CancellationToken cancellationToken)
+    private static async Task<RedisSubscriber> StartAsync(string configuration, CancellationToken cancellationToken)
     {
-        var connection = RedisCommandConnection.Start(ConfigurationOptions.Parse(configuration), NullLogger.Instance);
+        var connection = RedisSubscriber.Start(ConfigurationOptions.Parse(configuration), NullLogger.Instance, resp3: true);
         await connection.Connected.WaitAsync(cancellationToken);
         return connection;
     }
