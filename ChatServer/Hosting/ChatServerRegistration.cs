@@ -61,6 +61,7 @@ internal static class ChatServerRegistration
                 redis.Port ??= configuration["REDISPORT"];
             })
             .Validate(o => Enum.IsDefined(o.PubSub), "Redis:PubSub must be Classic or Sharded.")
+            .Validate(o => o.DirectConnections is >= 0 and <= 64, "Redis:DirectConnections must be between 0 (one per processor) and 64.")
             .ValidateOnStart();
         services.AddOptions<WebSocketOptions>().Configure<IOptions<ChatOptions>>((ws, chat) =>
             (ws.KeepAliveInterval, ws.KeepAliveTimeout) = (chat.Value.KeepAlive, chat.Value.KeepAlive));   // drop silent peers

@@ -14,17 +14,26 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 {
     private ConnectionMultiplexer? _multiplexer;
 
-    /// <summary>The room channels' own subscriber connection, when the configuration allows it (else null).</summary>
-    public RedisSubscriber? Subscriber { get; private set; }
+    // The server's own connections (RedisSubscriber), one per share of the rooms: a room always uses the same one, for
+    // its subscription and its appends, so its reply and its message arrive on one socket. Empty: the library serves.
+    private RedisSubscriber[] _direct = [];
+    private bool _directSubscriptions;
+    private bool _directCommands;
 
     public string? Configuration { get; } = options.Value.EffectiveConfiguration();
 
     public bool IsConfigured => Configuration is not null;
 
-    public bool IsConnected => _multiplexer?.IsConnected == true && Subscriber?.IsConnected != false && Commands?.IsConnected != false;
+    public bool IsConnected => _multiplexer?.IsConnected == true && _direct.All(d => d.IsConnected);
 
-    /// <summary>The connection the append script runs on, when the configuration allows it (else null): the same as <see cref="Subscriber"/> when both are ours.</summary>
-    public RedisSubscriber? Commands { get; private set; }
+    /// <summary>The own connection <paramref name="room"/>'s channel is subscribed on, or null (the library's).</summary>
+    public RedisSubscriber? SubscriberFor(string room) => _directSubscriptions ? DirectFor(room) : null;
+
+    /// <summary>The own connection <paramref name="room"/>'s appends run on, or null (the library's).</summary>
+    public RedisSubscriber? CommandsFor(string room) => _directCommands ? DirectFor(room) : null;
+
+    private RedisSubscriber DirectFor(string room) =>
+        _direct[(int)((uint)StringComparer.Ordinal.GetHashCode(room) % (uint)_direct.Length)];
 
     /// <summary>
     /// Raised when a connection to Redis is re-established. Pub/sub is at-most-once: whatever was published while the
@@ -62,22 +71,28 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
         var commands = RedisSubscriber.CanRunCommands(configuration, options.Value, server?.ServerType, server?.Version);
         if (subscriptions || commands)
         {
-            var direct = RedisSubscriber.Start(configuration, logger, resp3: commands);
+            // One connection (and thread) per core by default, up to 8: rooms spread over them, so one instance's
+            // deliveries are not capped at one core (Redis__DirectConnections).
+            var count = options.Value.DirectConnections > 0 ? options.Value.DirectConnections : Math.Clamp(Environment.ProcessorCount, 1, 8);
+            _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands))];
+            (_directSubscriptions, _directCommands) = (subscriptions, commands);
             if (subscriptions)
             {
-                Subscriber = direct;
-                direct.Restored += () => Restored?.Invoke();
-                RedisLog.UsingOwnSubscriber(logger);
+                foreach (var direct in _direct)
+                {
+                    direct.Restored += () => Restored?.Invoke();
+                }
+
+                RedisLog.UsingOwnSubscriber(logger, count);
             }
 
             if (commands)
             {
-                Commands = direct;
                 RedisLog.UsingOwnCommands(logger);
             }
 
             // Ready means every connection is up: wait for ours as the library waited for its own (Redis down: not long).
-            await Task.WhenAny(direct.Connected, Task.Delay(configuration.ConnectTimeout, cancellationToken));
+            await Task.WhenAny(Task.WhenAll(_direct.Select(d => d.Connected)), Task.Delay(configuration.ConnectTimeout, cancellationToken));
         }
     }
 
@@ -85,7 +100,11 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 
     public async ValueTask DisposeAsync()
     {
-        (Subscriber ?? Commands)?.Dispose();
+        foreach (var direct in _direct)
+        {
+            direct.Dispose();
+        }
+
         if (_multiplexer is not null)
         {
             await _multiplexer.DisposeAsync();

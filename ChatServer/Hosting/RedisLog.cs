@@ -19,9 +19,9 @@ internal static partial class RedisLog
     [LoggerMessage(104, LogLevel.Error, "A room channel's handler failed on the Redis pub/sub thread.")]
     public static partial void SubscriberHandlerFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(105, LogLevel.Information, "Redis pub/sub: room channels on the server's own subscriber connection.")]
-    public static partial void UsingOwnSubscriber(ILogger logger);
+    [LoggerMessage(105, LogLevel.Information, "Redis pub/sub: room channels on the server's own connections ({Count}).")]
+    public static partial void UsingOwnSubscriber(ILogger logger, int count);
 
-    [LoggerMessage(106, LogLevel.Information, "Redis commands: the per-message append script on the server's own command connection.")]
+    [LoggerMessage(106, LogLevel.Information, "Redis commands: the per-message append script on the server's own connections (RESP3).")]
     public static partial void UsingOwnCommands(ILogger logger);
 }

@@ -42,6 +42,12 @@ public sealed class RedisOptions
     /// </summary>
     public bool DirectCommands { get; set; } = true;
 
+    /// <summary>
+    /// How many of those own connections (each with its thread); a room always uses the same one. 0 (the default): one
+    /// per processor, at most 8. <c>Redis__DirectConnections</c>.
+    /// </summary>
+    public int DirectConnections { get; set; }
+
     /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
     public string? EffectiveConfiguration() =>
         !string.IsNullOrWhiteSpace(Configuration) ? Configuration

@@ -108,7 +108,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null)
     {
         var started = Stopwatch.GetTimestamp();
-        if (connection.Commands is { } commands)
+        if (connection.CommandsFor(room) is { } commands)
         {
             var appended = await AppendDirectAsync(commands, room, openJson, seen);
             metrics.ScriptCompleted(started);

@@ -25,7 +25,7 @@ internal sealed class RedisRoomChannel : IRoomChannel
 
     public async Task<IAsyncDisposable> SubscribeAsync(string room, Action<ReadOnlyMemory<byte>> onEntry, CancellationToken cancellationToken)
     {
-        if (_connection.Subscriber is { } subscriber)
+        if (_connection.SubscriberFor(room) is { } subscriber)
         {
             return await subscriber.SubscribeAsync(_keys.Channel(room).ToString(), onEntry, cancellationToken);
         }
