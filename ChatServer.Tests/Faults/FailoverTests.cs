@@ -71,9 +71,11 @@ public sealed class FailoverTests
 
         // A newcomer's history, and a client resuming from where everyone was before the failover.
         await using var carol = await ChatClient.ConnectAsync(hostB.WebSocketUri, cancellationToken);
-        var history = await carol.RequestAsync(new { type = "signin", user = "carol", room }, cancellationToken);
+        // Retried like the sends: right after a failover a connection of the instance may still be coming back (a
+        // failed join changes nothing and says "try again").
+        var history = await RequestStoredAsync(carol, new { type = "signin", user = "carol", room }, cancellationToken);
         await using var dave = await ChatClient.ConnectAsync(hostA.WebSocketUri, cancellationToken);
-        var resumed = await dave.RequestAsync(
+        var resumed = await RequestStoredAsync(dave,
             new { type = "updateSocketId", user = "dave", room, since = before.Seq, epoch = before.Epoch }, cancellationToken);
         Assert.That((history.Ok, resumed.Ok), Is.EqualTo((true, true)), $"{history.Raw}\n{resumed.Raw}");
 
@@ -121,14 +123,18 @@ public sealed class FailoverTests
     }
 
     /// <summary>Sends until the store takes it (the instances may still be reconnecting after the failover).</summary>
-    private static async Task SendAsync(ChatClient client, string text, CancellationToken cancellationToken)
+    private static Task<Frame> SendAsync(ChatClient client, string text, CancellationToken cancellationToken) =>
+        RequestStoredAsync(client, new { type = "sendMessage", text }, cancellationToken);
+
+    /// <summary>Sends <paramref name="frame"/> until it is acked ok; the only refusal allowed meanwhile is "store unavailable".</summary>
+    private static async Task<Frame> RequestStoredAsync(ChatClient client, object frame, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var ack = await client.RequestAsync(new { type = "sendMessage", text }, cancellationToken);
+            var ack = await client.RequestAsync(frame, cancellationToken);
             if (ack.Ok)
             {
-                return;
+                return ack;
             }
 
             Assert.That(ack.Error, Does.StartWith("The message store is unavailable"), ack.Raw);
