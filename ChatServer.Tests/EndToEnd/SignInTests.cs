@@ -33,6 +33,13 @@ public sealed partial class SignInTests(Backend backend) : TwoHostFixture(backen
         await using var carol = await ChatClient.SignInAsync(HostB.WebSocketUri, "carol", room, cancellationToken);
         await bob.ExpectAsync(f => f.Type == "notification" && f.User == "carol", cancellationToken);
 
+        // Barrier: carol's own message reaches her only after her instance has had the notification of her join (one
+        // subscription, in Redis's order), so that notification cannot arrive after alice has joined there.
+        var barrier = await carol.RequestAsync(new { type = "sendMessage", text = "barrier" }, cancellationToken);
+        Assert.That(barrier.Ok, Is.True, barrier.Raw);
+        await carol.ExpectAsync(f => f.Type == "message" && f.Text == "barrier", cancellationToken);
+        await bob.ExpectAsync(f => f.Type == "message" && f.Text == "barrier", cancellationToken);
+
         await using var alice = await ChatClient.SignInAsync(HostB.WebSocketUri, "alice", room, cancellationToken);
 
         foreach (var other in new[] { bob, carol })

@@ -119,7 +119,9 @@ public sealed class RedisDirectCommandTests
         await FaultHelpers.AdminAsync(redis.ConnectionString, "ACL", "SETUSER", "chat", "on", ">s3cret", "~*", "&*", "+@all");
         using var connection = RedisSubscriber.Start(ConfigurationOptions.Parse($"{redis.ConnectionString},user=chat,password=wrong"),
             NullLogger.Instance, resp3: true);
-        await Task.Delay(300, cancellationToken);
+        // Redis logs the refused AUTH (ACL LOG); by then the connection has had its answer, and must not be up.
+        await FaultHelpers.WaitUntilAsync(async () =>
+            ((RedisResult[])(await FaultHelpers.AdminAsync(redis.ConnectionString, "ACL", "LOG"))!).Length > 0, cancellationToken);
         Assert.That(connection.IsConnected, Is.False);
         Assert.Throws<StoreUnavailableException>(() => connection.ExecuteAsync(new RespCommand("PING")));
     }

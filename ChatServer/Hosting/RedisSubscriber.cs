@@ -47,7 +47,6 @@ internal sealed class RedisSubscriber : IDisposable
     private readonly Queue<Pending> _pending = new();   // commands (RESP3 only), in the order they were written
     private Socket? _socket;   // connected, and SUBSCRIBE sent for every channel in _handlers; null while down
     private volatile bool _disposed;
-    private Thread? _thread;
     private byte[] _buffer = new byte[16 * 1024];
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -64,9 +63,6 @@ internal sealed class RedisSubscriber : IDisposable
         }
     }
 
-    /// <summary>Whether <see cref="ExecuteAsync"/> is available (the connection speaks RESP3).</summary>
-    public bool RunsCommands => _resp3;
-
     /// <summary>Raised on the subscriber's thread after a lost connection is back and subscribed again.</summary>
     public event Action? Restored;
 
@@ -80,11 +76,7 @@ internal sealed class RedisSubscriber : IDisposable
     public static bool IsUsable(ConfigurationOptions configuration, RedisOptions options) =>
         options.DirectPubSub
         && options.PubSub == RedisPubSubMode.Classic
-        && configuration.EndPoints.Count == 1
-        && configuration.EndPoints[0] is IPEndPoint or DnsEndPoint
-        && !configuration.Ssl
-        && configuration.ServiceName is null
-        && configuration.Proxy == Proxy.None
+        && IsOnePlainEndpoint(configuration)
         && configuration.ChannelPrefix.IsNullOrEmpty;
 
     /// <summary>
@@ -96,7 +88,11 @@ internal sealed class RedisSubscriber : IDisposable
         options.DirectCommands
         && serverType == ServerType.Standalone
         && version?.Major >= 6
-        && configuration.EndPoints.Count == 1
+        && IsOnePlainEndpoint(configuration);
+
+    /// <summary>One host and port, reached without TLS, Sentinel or a proxy: what this connection can speak to.</summary>
+    private static bool IsOnePlainEndpoint(ConfigurationOptions configuration) =>
+        configuration.EndPoints.Count == 1
         && configuration.EndPoints[0] is IPEndPoint or DnsEndPoint
         && !configuration.Ssl
         && configuration.ServiceName is null
@@ -111,8 +107,7 @@ internal sealed class RedisSubscriber : IDisposable
         var subscriber = new RedisSubscriber(configuration.EndPoints[0], configuration.User, configuration.Password,
             (configuration.ClientName ?? "chatserver") + "-direct", configuration.DefaultDatabase, resp3,
             TimeSpan.FromMilliseconds(configuration.AsyncTimeout), logger);
-        subscriber._thread = new Thread(subscriber.Run) { IsBackground = true, Name = "Redis direct" };
-        subscriber._thread.Start();
+        new Thread(subscriber.Run) { IsBackground = true, Name = "Redis direct" }.Start();
         return subscriber;
     }
 
@@ -498,7 +493,6 @@ internal sealed class RedisSubscriber : IDisposable
         }
     }
 
-    /// <summary>The connection is gone: nothing is subscribed, and whoever waits for a confirmation hears so.</summary>
     /// <summary>A command's reply: the oldest command gets it, and its continuation runs here.</summary>
     private void Complete(RespValue reply)
     {
@@ -516,6 +510,7 @@ internal sealed class RedisSubscriber : IDisposable
         pending.TrySetResult(reply);
     }
 
+    /// <summary>The connection is gone: nothing is subscribed, and whoever waits for a confirmation or a reply hears so.</summary>
     private void Drop(Socket socket)
     {
         TaskCompletionSource?[] waiting;

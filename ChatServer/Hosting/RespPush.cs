@@ -42,11 +42,6 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
             return false;
         }
 
-        if (line.IsEmpty)
-        {
-            throw new InvalidDataException("Redis sent an empty line.");
-        }
-
         switch (line[0])
         {
             case (byte)'+' or (byte)':':
@@ -75,11 +70,6 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
             if (!TryReadLine(input, ref position, out line))
             {
                 return false;
-            }
-
-            if (line.IsEmpty)
-            {
-                throw new InvalidDataException("Redis sent an empty line.");
             }
 
             var element = default(Range);
@@ -132,7 +122,8 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
         return true;
     }
 
-    private static bool TryReadLine(ReadOnlySpan<byte> input, ref int position, out ReadOnlySpan<byte> line)
+    /// <summary>The line at <paramref name="position"/> without its CRLF (never empty), or false when it is not all there yet.</summary>
+    internal static bool TryReadLine(ReadOnlySpan<byte> input, ref int position, out ReadOnlySpan<byte> line)
     {
         var end = input[position..].IndexOf("\r\n"u8);
         if (end < 0)
@@ -142,11 +133,16 @@ internal readonly record struct RespPush(RespPushKind Kind, Range Channel, Range
         }
 
         line = input.Slice(position, end);
+        if (line.IsEmpty)
+        {
+            throw new InvalidDataException("Redis sent an empty line.");
+        }
+
         position += end + 2;
         return true;
     }
 
-    private static long ReadInteger(ReadOnlySpan<byte> digits) =>
+    internal static long ReadInteger(ReadOnlySpan<byte> digits) =>
         Utf8Parser.TryParse(digits, out long value, out var used) && used == digits.Length
             ? value
             : throw new InvalidDataException("Redis sent a malformed number.");

@@ -1,4 +1,3 @@
-using System.Buffers.Text;
 using System.Text;
 
 namespace ChatServer.Hosting;
@@ -57,19 +56,12 @@ internal sealed class RespValue
     private static bool TryRead(ReadOnlySpan<byte> input, ref int position, int depth, out RespValue? value)
     {
         value = null;
-        var end = input[position..].IndexOf("\r\n"u8);
-        if (end < 0)
+        var next = position;
+        if (!RespPush.TryReadLine(input, ref next, out var line))
         {
             return false;
         }
 
-        var line = input.Slice(position, end);
-        if (line.IsEmpty)
-        {
-            throw new InvalidDataException("Redis sent an empty line.");
-        }
-
-        var next = position + end + 2;
         switch (line[0])
         {
             case (byte)'+' or (byte)'-' or (byte)',' or (byte)'(':   // RESP3 doubles and big numbers: as text
@@ -82,11 +74,11 @@ internal sealed class RespValue
                 value = new RespValue(':', integer: line is [_, (byte)'t'] ? 1 : 0);
                 break;
             case (byte)':':
-                value = new RespValue(':', integer: ReadInteger(line[1..]));
+                value = new RespValue(':', integer: RespPush.ReadInteger(line[1..]));
                 break;
             case (byte)'$' or (byte)'=' or (byte)'!':   // bulk string, RESP3 verbatim string or blob error
                 var type = line[0] == (byte)'!' ? '-' : '$';
-                var length = ReadInteger(line[1..]);
+                var length = RespPush.ReadInteger(line[1..]);
                 if (length == -1)
                 {
                     value = new RespValue('$');
@@ -107,7 +99,7 @@ internal sealed class RespValue
                 next += (int)length + 2;
                 break;
             case (byte)'*' or (byte)'~' or (byte)'%' or (byte)'>':   // array, RESP3 set, map (as key, value, …) or push
-                var count = ReadInteger(line[1..]) * (line[0] == (byte)'%' ? 2 : 1);
+                var count = RespPush.ReadInteger(line[1..]) * (line[0] == (byte)'%' ? 2 : 1);
                 if (count == -1)
                 {
                     value = new RespValue('$');
@@ -139,9 +131,4 @@ internal sealed class RespValue
         position = next;
         return true;
     }
-
-    private static long ReadInteger(ReadOnlySpan<byte> digits) =>
-        Utf8Parser.TryParse(digits, out long value, out var used) && used == digits.Length
-            ? value
-            : throw new InvalidDataException("Redis sent a malformed number.");
 }

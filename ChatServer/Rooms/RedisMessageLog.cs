@@ -108,28 +108,29 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null)
     {
         var started = Stopwatch.GetTimestamp();
+        RedisKey[] scriptKeys = [keys.Meta(room), keys.History(room)];
+        RedisValue[] arguments =
+            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs];
         if (connection.CommandsFor(room) is { } commands)
         {
-            var appended = await AppendDirectAsync(commands, room, openJson, seen);
+            var appended = await AppendDirectAsync(commands, scriptKeys, arguments);
             metrics.ScriptCompleted(started);
             return appended;
         }
 
-        var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
-            [keys.Meta(room), keys.History(room)],
-            [openJson, _historyLength, Epochs.New(), keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs]));
+        var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript, scriptKeys, arguments));
         metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
     }
 
     /// <summary>The append on the server's own command connection: <c>EVALSHA</c>, and <c>EVAL</c> once if Redis lost the script.</summary>
-    private async Task<(long Seq, string Epoch)> AppendDirectAsync(RedisSubscriber commands, string room, byte[] openJson, LogMark? seen)
+    private static async Task<(long Seq, string Epoch)> AppendDirectAsync(RedisSubscriber commands, RedisKey[] scriptKeys, RedisValue[] arguments)
     {
-        var reply = await commands.ExecuteAsync(AppendCommand("EVALSHA", AppendScriptSha, room, openJson, seen));
+        var reply = await commands.ExecuteAsync(ScriptCommand("EVALSHA", AppendScriptSha, scriptKeys, arguments));
         if (reply.IsError && reply.Text!.StartsWith("NOSCRIPT", StringComparison.Ordinal))
         {
-            reply = await commands.ExecuteAsync(AppendCommand("EVAL", AppendScript, room, openJson, seen));
+            reply = await commands.ExecuteAsync(ScriptCommand("EVAL", AppendScript, scriptKeys, arguments));
         }
 
         return reply is { Type: '*', Items: [{ Type: ':' } seq, { Type: '$', Bytes: { } epoch }] }
@@ -137,10 +138,22 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
             : throw new StoreUnavailableException($"Redis did not append the message: {reply}");
     }
 
-    private RespCommand AppendCommand(string command, string script, string room, byte[] openJson, LogMark? seen) =>
-        new RespCommand(command).Add(script).Add(2).Add(keys.Meta(room).ToString()).Add(keys.History(room).ToString())
-            .Add(openJson).Add(_historyLength).Add(Epochs.New()).Add(keys.Channel(room).ToString()).Add(keys.PublishCommand)
-            .Add(seen?.Epoch ?? "").Add(seen?.Seq ?? 0).Add(_ttlMs);
+    /// <summary><c>EVAL</c>/<c>EVALSHA</c> with the same keys and arguments the client library's path sends.</summary>
+    private static RespCommand ScriptCommand(string command, string script, RedisKey[] scriptKeys, RedisValue[] arguments)
+    {
+        var resp = new RespCommand(command).Add(script).Add(scriptKeys.Length);
+        foreach (var key in scriptKeys)
+        {
+            resp.Add(key.ToString());
+        }
+
+        foreach (var argument in arguments)
+        {
+            resp.Add((byte[])argument!);
+        }
+
+        return resp;
+    }
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
         ReadAsync(room, LogRead.Latest, 0, count, cancellationToken, seen);
