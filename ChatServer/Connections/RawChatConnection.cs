@@ -36,6 +36,8 @@ internal sealed class RawChatConnection : ChatConnection
     private Queue<ReadOnlyMemory<byte>>? _waiting;   // frames behind a write in progress; null while none wait
     private byte[]? _closeWaiting;                    // our Close, behind the write in progress
     private bool _writing;                            // a write did not complete at once; DrainAsync owns the output
+    private SendBatch? _batch;                        // the batch holding this socket's next write, while it is filled
+    private int _batchIndex;                          // this socket's entry in it
     private bool _broken;                             // a write failed: the peer is gone
     private TaskCompletionSource? _idle;              // completed when the output has nothing left to write
     private volatile bool _ended;                     // RunAsync is done: nothing left to abort
@@ -90,12 +92,28 @@ internal sealed class RawChatConnection : ChatConnection
                     _metrics.FrameSent(json);   // counted before the write, so a client holding a frame sees it counted
                 }
 
+                if (SendBatch.Current is { } batch && _output.Socket is { } socket && batch.TryAdd(this, socket, wire) is >= 0 and var index)
+                {
+                    (_writing, _batch, _batchIndex) = (true, batch, index);   // the batch owns the output until Written
+                    return true;
+                }
+
                 if (!TryWrite(wire, out pending))
                 {
                     return !_broken;   // written at once (or the connection broke)
                 }
 
                 full = false;
+            }
+            else if (_batch is { } batch && batch == SendBatch.Current && _waiting is not { Count: > 0 })
+            {
+                batch.Append(_batchIndex, wire);   // behind this socket's frame in the batch being filled on this thread
+                if (counted)
+                {
+                    _metrics.FrameSent(json);
+                }
+
+                return true;
             }
             else if ((_waiting ??= new Queue<ReadOnlyMemory<byte>>()).Count < _options.OutgoingQueueCapacity)
             {
@@ -149,6 +167,50 @@ internal sealed class RawChatConnection : ChatConnection
             pending = default;
             return false;
         }
+    }
+
+    /// <summary>
+    /// A <see cref="SendBatch"/> sent <paramref name="wire"/>: <paramref name="result"/> is what a non-blocking
+    /// <c>send</c> returned (bytes taken, or -errno). The rest of the frame and whatever queued behind it go out as
+    /// after any write; a failed socket ends the connection.
+    /// </summary>
+    internal void Written(ReadOnlyMemory<byte> wire, int result)
+    {
+        const int WouldBlock = -11;   // EAGAIN
+        lock (_gate)
+        {
+            _batch = null;
+        }
+
+        ValueTask pending = default;
+        if (result != wire.Length)
+        {
+            if (result < 0 && result != WouldBlock)
+            {
+                lock (_gate)
+                {
+                    Broke();
+                }
+
+                return;
+            }
+
+            try
+            {
+                pending = _output.WriteAsync(wire[Math.Max(result, 0)..]);
+            }
+            catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException or IOException or InvalidOperationException)
+            {
+                lock (_gate)
+                {
+                    Broke();
+                }
+
+                return;
+            }
+        }
+
+        _ = DrainAsync(pending);   // nothing left and nothing waiting: frees the output at once
     }
 
     /// <summary>Owns the output until nothing waits: the write in progress, then everything queued behind it in one write.</summary>

@@ -17,6 +17,9 @@ internal abstract class WireOutput
 
     public abstract ValueTask WriteAsync(ReadOnlyMemory<byte> bytes);
 
+    /// <summary>The socket written to, when there is one (a <see cref="SendBatch"/> can send to it).</summary>
+    public virtual Socket? Socket => null;
+
     /// <summary>
     /// Straight onto the socket from the thread that delivers, as Node's libuv does: a non-blocking <c>send</c> that
     /// takes the whole frame is the end of it (no pipe, no flush, no hop to Kestrel's I/O thread); whatever does not fit
@@ -41,6 +44,8 @@ internal abstract class WireOutput
             _socket.Blocking = false;   // a synchronous Send returns WouldBlock instead of parking the delivering thread
             _socket.SendBufferSize = SendBufferBytes;
         }
+
+        public override Socket? Socket => _socket;
 
         public override ValueTask WriteAsync(ReadOnlyMemory<byte> bytes)
         {

@@ -74,7 +74,7 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
             // One connection (and thread) per core by default, up to 8: rooms spread over them, so one instance's
             // deliveries are not capped at one core (Redis__DirectConnections).
             var count = options.Value.DirectConnections > 0 ? options.Value.DirectConnections : Math.Clamp(Environment.ProcessorCount, 1, 8);
-            _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands))];
+            _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands, batchSends: options.Value.BatchSends))];
             (_directSubscriptions, _directCommands) = (subscriptions, commands);
             if (subscriptions)
             {

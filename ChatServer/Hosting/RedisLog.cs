@@ -24,4 +24,7 @@ internal static partial class RedisLog
 
     [LoggerMessage(106, LogLevel.Information, "Redis commands: the per-message append script on the server's own connections (RESP3).")]
     public static partial void UsingOwnCommands(ILogger logger);
+
+    [LoggerMessage(107, LogLevel.Information, "Deliveries from the server's own Redis connections are written one socket at a time: {Why}.")]
+    public static partial void NoSendBatch(ILogger logger, string why);
 }

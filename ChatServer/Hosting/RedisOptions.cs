@@ -48,6 +48,14 @@ public sealed class RedisOptions
     /// </summary>
     public int DirectConnections { get; set; }
 
+    /// <summary>
+    /// The frames an own connection's thread delivers for one read from Redis go to their sockets in one io_uring
+    /// submission (<see cref="Connections.SendBatch"/>) instead of a <c>send</c> call each, where the kernel allows
+    /// io_uring (Linux 6.1 or later, not blocked by a sandbox); elsewhere, or false, one <c>send</c> per frame.
+    /// <c>Redis__BatchSends</c>.
+    /// </summary>
+    public bool BatchSends { get; set; } = true;
+
     /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
     public string? EffectiveConfiguration() =>
         !string.IsNullOrWhiteSpace(Configuration) ? Configuration

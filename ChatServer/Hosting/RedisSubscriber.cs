@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using ChatServer.Connections;
 using ChatServer.Rooms;
 using StackExchange.Redis;
 
@@ -47,6 +48,8 @@ internal sealed class RedisSubscriber : IDisposable
     private readonly Queue<Pending> _pending = new();   // commands (RESP3 only), in the order they were written
     private Socket? _socket;   // connected, and SUBSCRIBE sent for every channel in _handlers; null while down
     private volatile bool _disposed;
+    private bool _batchSends;   // deliveries of one read sent in one io_uring submission (SendBatch), where possible
+    private volatile SendBatch? _batch;
     private byte[] _buffer = new byte[16 * 1024];
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -65,6 +68,9 @@ internal sealed class RedisSubscriber : IDisposable
 
     /// <summary>Raised on the subscriber's thread after a lost connection is back and subscribed again.</summary>
     public event Action? Restored;
+
+    /// <summary>What this connection's thread sent in batches: frames, and those a socket took only in part (tests).</summary>
+    public (long Sent, long Short) BatchedSends => _batch is { } batch ? (batch.Sent, batch.Short) : default;
 
     /// <summary>Connected and subscribed (tests; health).</summary>
     public bool IsConnected => Volatile.Read(ref _socket) is not null;
@@ -102,11 +108,11 @@ internal sealed class RedisSubscriber : IDisposable
     /// Starts the connection's thread, which connects (and keeps reconnecting) in the background. With
     /// <paramref name="resp3"/> it speaks RESP3 and runs commands as well.
     /// </summary>
-    public static RedisSubscriber Start(ConfigurationOptions configuration, ILogger logger, bool resp3 = false)
+    public static RedisSubscriber Start(ConfigurationOptions configuration, ILogger logger, bool resp3 = false, bool batchSends = false)
     {
         var subscriber = new RedisSubscriber(configuration.EndPoints[0], configuration.User, configuration.Password,
             (configuration.ClientName ?? "chatserver") + "-direct", configuration.DefaultDatabase, resp3,
-            TimeSpan.FromMilliseconds(configuration.AsyncTimeout), logger);
+            TimeSpan.FromMilliseconds(configuration.AsyncTimeout), logger) { _batchSends = batchSends };
         new Thread(subscriber.Run) { IsBackground = true, Name = "Redis direct" }.Start();
         return subscriber;
     }
@@ -248,6 +254,15 @@ internal sealed class RedisSubscriber : IDisposable
 
     private void Run()
     {
+        // Made on this thread: only it submits to the ring.
+        string? why = null;
+        using var batch = _batchSends ? SendBatch.Create(out why) : null;
+        _batch = batch;
+        if (_batchSends && batch is null)
+        {
+            RedisLog.NoSendBatch(_logger, why ?? "unknown");
+        }
+
         var failures = 0;
         var everConnected = false;
         while (!_disposed)
@@ -307,7 +322,7 @@ internal sealed class RedisSubscriber : IDisposable
             everConnected = true;
             try
             {
-                ReceivePushes(socket);
+                ReceivePushes(socket, batch);
             }
             catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidDataException)
             {
@@ -376,7 +391,7 @@ internal sealed class RedisSubscriber : IDisposable
     }
 
     /// <summary>The thread's loop while connected: receive, then hand every complete push on.</summary>
-    private void ReceivePushes(Socket socket)
+    private void ReceivePushes(Socket socket, SendBatch? batch)
     {
         int start = 0, end = 0;
         while (true)
@@ -405,6 +420,7 @@ internal sealed class RedisSubscriber : IDisposable
             }
 
             end += received;
+            using var sends = batch?.Open() ?? default;   // what this read delivers goes out in one system call
             while (start < end)
             {
                 var input = _buffer.AsSpan(start, end - start);
