@@ -10,6 +10,27 @@ namespace ChatServer.Hosting;
 
 internal static class ChatServerRegistration
 {
+    private const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    /// <summary>
+    /// Issue 11: socket completions run on the socket event loop's thread (one per core) instead of being handed to a
+    /// thread-pool worker: a client's frame is read, handled and its append written to Redis there, without the
+    /// futex wake-up, the second worker the pool wakes "in case", and their context switches (~5 futex calls and a
+    /// <c>sched_yield</c> per frame before; docs/benchmarks.md). The runtime reads only this environment variable, once,
+    /// when the first socket is registered, so it is set here, at the top of <c>Main</c>, for this process only; the
+    /// test hosts run in a process whose test code may block, and keep the default. Safe for the server because no
+    /// socket continuation of ours blocks a thread. <c>Chat__InlineCompletions=false</c> (or the variable set to 0)
+    /// keeps the runtime's default.
+    /// </summary>
+    public static void PreferInlineSocketCompletions()
+    {
+        if (Environment.GetEnvironmentVariable(InlineCompletionsVariable) is null
+            && !string.Equals(Environment.GetEnvironmentVariable("Chat__InlineCompletions"), "false", StringComparison.OrdinalIgnoreCase))
+        {
+            Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
+        }
+    }
+
     /// <summary>Options and their validation, the listening port, console log format, the rooms' log, channel and presence store (Redis or in-process) and the connection parts.</summary>
     public static WebApplicationBuilder AddChatServer(this WebApplicationBuilder builder)
     {
