@@ -105,9 +105,9 @@ internal sealed class RawChatConnection : ChatConnection
 
                 full = false;
             }
-            else if (_batch is { } batch && batch == SendBatch.Current && _waiting is not { Count: > 0 })
+            else if (_batch is { } batch && batch == SendBatch.Current && _waiting is not { Count: > 0 } && batch.TryAppend(_batchIndex, wire))
             {
-                batch.Append(_batchIndex, wire);   // behind this socket's frame in the batch being filled on this thread
+                // Behind this socket's frame in the batch being filled on this thread.
                 if (counted)
                 {
                     _metrics.FrameSent(json);
@@ -170,34 +170,29 @@ internal sealed class RawChatConnection : ChatConnection
     }
 
     /// <summary>
-    /// A <see cref="SendBatch"/> sent <paramref name="wire"/>: <paramref name="result"/> is what a non-blocking
-    /// <c>send</c> returned (bytes taken, or -errno). The rest of the frame and whatever queued behind it go out as
-    /// after any write; a failed socket ends the connection.
+    /// A <see cref="SendBatch"/> sent this socket's frame(s): <paramref name="result"/> is what a non-blocking
+    /// <c>send</c> returned (bytes taken, or -errno), <paramref name="rest"/> what it did not take. The rest and whatever
+    /// queued behind it go out as after any write; a failed socket ends the connection.
     /// </summary>
-    internal void Written(ReadOnlyMemory<byte> wire, int result)
+    internal void Written(int result, ReadOnlyMemory<byte> rest)
     {
         const int WouldBlock = -11;   // EAGAIN
         lock (_gate)
         {
             _batch = null;
+            if (result < 0 && result != WouldBlock)
+            {
+                Broke();
+                return;
+            }
         }
 
         ValueTask pending = default;
-        if (result != wire.Length)
+        if (rest.Length > 0)
         {
-            if (result < 0 && result != WouldBlock)
-            {
-                lock (_gate)
-                {
-                    Broke();
-                }
-
-                return;
-            }
-
             try
             {
-                pending = _output.WriteAsync(wire[Math.Max(result, 0)..]);
+                pending = _output.WriteAsync(rest);
             }
             catch (Exception ex) when (ex is System.Net.Sockets.SocketException or ObjectDisposedException or IOException or InvalidOperationException)
             {

@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace ChatServer.Connections;
@@ -27,7 +27,17 @@ internal sealed unsafe class SendBatch : IDisposable
     private readonly List<Entry> _entries = [];
     private bool _broken;
 
-    private readonly record struct Entry(RawChatConnection Connection, SafeHandle Handle, ReadOnlyMemory<byte> Wire);
+    /// <summary>A socket's frames in this batch: the first, and those appended behind it (joined once, when sent).</summary>
+    private record struct Entry(RawChatConnection Connection, SafeHandle Handle, ReadOnlyMemory<byte> Wire)
+    {
+        public List<ReadOnlyMemory<byte>>? More;
+        public int Length = Wire.Length;
+        public nint Staged;   // where its bytes are in the staging buffer while sent
+    }
+
+    private byte* _stage = (byte*)NativeMemory.Alloc(StageBytes);
+    private nuint _stageBytes = StageBytes;
+    private const int StageBytes = 64 * 1024;   // grows only for a single entry bigger than this
 
     private const uint Entries = 256;   // sends per system call; a bigger batch takes several
 
@@ -62,7 +72,7 @@ internal sealed unsafe class SendBatch : IDisposable
 
     /// <summary>
     /// Takes <paramref name="wire"/> for <paramref name="connection"/>'s socket into the batch (the connection holds its
-    /// own lock and marks its output busy): its index for <see cref="Append"/>, or -1 when the socket is already gone
+    /// own lock and marks its output busy): its index for <see cref="TryAppend"/>, or -1 when the socket is already gone
     /// (the caller writes as usual).
     /// </summary>
     public int TryAdd(RawChatConnection connection, Socket socket, ReadOnlyMemory<byte> wire)
@@ -88,36 +98,35 @@ internal sealed unsafe class SendBatch : IDisposable
 
     /// <summary>
     /// Another frame for the socket of entry <paramref name="index"/>, right behind the one(s) it holds: they go out in
-    /// one send (the sender's ack behind its own message, both from one read).
+    /// one send (the sender's ack behind its own message, both from one read). False when that would make the send
+    /// longer than <see cref="MaxJoinedBytes"/>: the connection queues the frame as behind any write in progress.
     /// </summary>
-    public void Append(int index, ReadOnlyMemory<byte> wire)
+    public bool TryAppend(int index, ReadOnlyMemory<byte> wire)
     {
-        var entry = _entries[index];
-        var joined = new byte[entry.Wire.Length + wire.Length];
-        entry.Wire.CopyTo(joined);
-        wire.CopyTo(joined.AsMemory(entry.Wire.Length));
-        _entries[index] = entry with { Wire = joined };
+        ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_entries)[index];
+        if (entry.Length + wire.Length > MaxJoinedBytes)
+        {
+            return false;
+        }
+
+        (entry.More ??= []).Add(wire);
+        entry.Length += wire.Length;
+        return true;
     }
+
+    /// <summary>The most one socket's frames are joined into for one send (a burst of joins can bring hundreds).</summary>
+    public const int MaxJoinedBytes = 64 * 1024;
 
     private void Send()
     {
         t_open = null;   // what the connections do with their results writes directly
-        var entries = _entries;
-        Span<int> all = stackalloc int[_ring.Capacity];
-        for (var start = 0; start < entries.Count; start += _ring.Capacity)
+        var entries = CollectionsMarshal.AsSpan(_entries);
+        Span<int> results = stackalloc int[_ring.Capacity];
+        for (var start = 0; start < entries.Length;)
         {
-            var count = Math.Min(_ring.Capacity, entries.Count - start);
-            var results = all[..count];
-            var pins = ArrayPool<MemoryHandle>.Shared.Rent(count);
+            var count = Stage(entries[start..]);
             try
             {
-                for (var i = 0; i < count; i++)
-                {
-                    var entry = entries[start + i];
-                    pins[i] = entry.Wire.Pin();   // until its completion is read
-                    _ring.PrepareSend((int)entry.Handle.DangerousGetHandle(), (byte*)pins[i].Pointer, entry.Wire.Length, (ulong)i);
-                }
-
                 _ring.Submit();
                 for (var i = 0; i < count; i++)
                 {
@@ -130,37 +139,119 @@ internal sealed unsafe class SendBatch : IDisposable
                 // The ring itself failed (never seen): whether these bytes went out is unknown, so their connections
                 // cannot go on (a frame twice or half would corrupt the stream). This thread writes directly from now.
                 _broken = true;
-                results.Fill(int.MinValue);
+                results[..count].Fill(int.MinValue);
             }
 
             for (var i = 0; i < count; i++)
             {
-                pins[i].Dispose();
-            }
-
-            ArrayPool<MemoryHandle>.Shared.Return(pins, clearArray: true);
-            for (var i = 0; i < count; i++)
-            {
-                var entry = entries[start + i];
+                ref var entry = ref entries[start + i];
                 entry.Handle.DangerousRelease();
-                if (results[i] != entry.Wire.Length)
+                var result = results[i];
+                if (result != entry.Length)
                 {
                     Volatile.Write(ref _short, _short + 1);
                 }
 
-                entry.Connection.Written(entry.Wire, results[i]);
+                entry.Connection.Written(result, Rest(entry, result));
             }
+
+            start += count;
         }
 
-        Volatile.Write(ref _sent, _sent + entries.Count);
-        entries.Clear();
-        if (entries.Capacity > 4096)
+        Volatile.Write(ref _sent, _sent + entries.Length);
+        _entries.Clear();   // its capacity stays: the largest batch's list is made once, not again for every read
+    }
+
+    /// <summary>
+    /// Between two messages of one read: sends what the open batch holds once it is large, so a burst (a read full of
+    /// joins in a big room) neither grows the list without bound nor waits for the whole read.
+    /// </summary>
+    public void SendIfLarge()
+    {
+        if (t_open == this && _entries.Count >= LargeBatch)
         {
-            entries.Capacity = 256;   // one huge room's batch does not keep its list
+            Send();
+            t_open = this;
         }
     }
 
-    public void Dispose() => _ring.Dispose();
+    private const int LargeBatch = 1024;
+
+    /// <summary>
+    /// Copies the first entries' bytes into the native staging buffer (the kernel reads them from there, so nothing
+    /// managed is pinned) and queues their sends: as many as the ring and the buffer take, at least one. A room's frame,
+    /// the same bytes for every member in a row, is copied once.
+    /// </summary>
+    private int Stage(Span<Entry> entries)
+    {
+        nuint used = 0;
+        var count = 0;
+        for (; count < entries.Length && count < _ring.Capacity; count++)
+        {
+            ref var entry = ref entries[count];
+            if (count > 0 && entry.More is null && entries[count - 1].More is null && SameBytes(entry.Wire, entries[count - 1].Wire))
+            {
+                entry.Staged = entries[count - 1].Staged;
+            }
+            else
+            {
+                if (used + (nuint)entry.Length > _stageBytes)
+                {
+                    if (count > 0)
+                    {
+                        break;   // the rest in the next submission
+                    }
+
+                    _stage = (byte*)NativeMemory.Realloc(_stage, (nuint)entry.Length);
+                    _stageBytes = (nuint)entry.Length;
+                }
+
+                var at = new Span<byte>(_stage + used, entry.Length);
+                entry.Wire.Span.CopyTo(at);
+                if (entry.More is { } more)
+                {
+                    var offset = entry.Wire.Length;
+                    foreach (var frame in more)
+                    {
+                        frame.Span.CopyTo(at[offset..]);
+                        offset += frame.Length;
+                    }
+                }
+
+                entry.Staged = (nint)(_stage + used);
+                used += (nuint)entry.Length;
+            }
+
+            _ring.PrepareSend((int)entry.Handle.DangerousGetHandle(), (byte*)entry.Staged, entry.Length, (ulong)count);
+        }
+
+        return count;
+    }
+
+    private static bool SameBytes(ReadOnlyMemory<byte> a, ReadOnlyMemory<byte> b) =>
+        a.Length == b.Length && Unsafe.AreSame(ref MemoryMarshal.GetReference(a.Span), ref MemoryMarshal.GetReference(b.Span));
+
+    /// <summary>What the socket did not take of an entry (empty when it took all, or on an error): written later.</summary>
+    private static ReadOnlyMemory<byte> Rest(in Entry entry, int result)
+    {
+        const int WouldBlock = -11;   // EAGAIN
+        if (result == entry.Length || (result < 0 && result != WouldBlock))
+        {
+            return default;
+        }
+
+        var taken = Math.Max(result, 0);
+        return entry.More is null
+            ? entry.Wire[taken..]
+            : new ReadOnlySpan<byte>((byte*)entry.Staged + taken, entry.Length - taken).ToArray();   // joined frames
+    }
+
+    public void Dispose()
+    {
+        _ring.Dispose();
+        NativeMemory.Free(_stage);
+        _stage = null;
+    }
 
     /// <summary>The open batch; disposing it sends what was added.</summary>
     public readonly struct Scope(SendBatch? batch) : IDisposable

@@ -435,6 +435,7 @@ internal sealed class RedisSubscriber : IDisposable
 
                     start += consumed;
                     Complete(reply!);
+                    batch?.SendIfLarge();
                     continue;
                 }
 
@@ -445,6 +446,7 @@ internal sealed class RedisSubscriber : IDisposable
 
                 Handle(input[..consumed], push);
                 start += consumed;
+                batch?.SendIfLarge();
             }
 
             if (start == end)
