@@ -67,9 +67,7 @@ public sealed class RedisDirectCommandTests
         await FaultHelpers.AdminAsync(redis.ConnectionString, "CLIENT", "KILL", "USER", "default", "SKIPME", "yes");
         Assert.ThrowsAsync<StoreUnavailableException>(() => blocked);
 
-        await FaultHelpers.WaitUntilAsync(() => Task.FromResult(connection.IsConnected), cancellationToken);
-        var pong = await connection.ExecuteAsync(new RespCommand("PING"));
-        Assert.That(pong.Text, Is.EqualTo("PONG"));
+        await AssertBackAsync(connection, cancellationToken);
     }
 
     [Test, CancelAfter(30_000)]
@@ -81,9 +79,7 @@ public sealed class RedisDirectCommandTests
         var blocked = connection.ExecuteAsync(new RespCommand("BLPOP").Add("nothing").Add(0));
         Assert.ThrowsAsync<StoreUnavailableException>(() => blocked);
 
-        await FaultHelpers.WaitUntilAsync(() => Task.FromResult(connection.IsConnected), cancellationToken);
-        var pong = await connection.ExecuteAsync(new RespCommand("PING"));
-        Assert.That(pong.Text, Is.EqualTo("PONG"));
+        await AssertBackAsync(connection, cancellationToken);
     }
 
     [Test, CancelAfter(30_000)]
@@ -124,6 +120,14 @@ public sealed class RedisDirectCommandTests
             ((RedisResult[])(await FaultHelpers.AdminAsync(redis.ConnectionString, "ACL", "LOG"))!).Length > 0, cancellationToken);
         Assert.That(connection.IsConnected, Is.False);
         Assert.Throws<StoreUnavailableException>(() => connection.ExecuteAsync(new RespCommand("PING")));
+    }
+
+    /// <summary>The connection is up again (it reconnects by itself) and answers a command.</summary>
+    private static async Task AssertBackAsync(RedisSubscriber connection, CancellationToken cancellationToken)
+    {
+        await FaultHelpers.WaitUntilAsync(() => Task.FromResult(connection.IsConnected), cancellationToken);
+        var pong = await connection.ExecuteAsync(new RespCommand("PING"));
+        Assert.That(pong.Text, Is.EqualTo("PONG"));
     }
 
     private static async Task<RedisSubscriber> StartAsync(string configuration, CancellationToken cancellationToken)

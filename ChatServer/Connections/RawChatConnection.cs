@@ -170,17 +170,16 @@ internal sealed class RawChatConnection : ChatConnection
     }
 
     /// <summary>
-    /// A <see cref="SendBatch"/> sent this socket's frame(s): <paramref name="result"/> is what a non-blocking
-    /// <c>send</c> returned (bytes taken, or -errno), <paramref name="rest"/> what it did not take. The rest and whatever
-    /// queued behind it go out as after any write; a failed socket ends the connection.
+    /// A <see cref="SendBatch"/> sent this socket's frame(s): <paramref name="failed"/> when the socket returned an
+    /// error (the peer is gone: the connection ends), else <paramref name="rest"/> is what it did not take. The rest and
+    /// whatever queued behind it go out as after any write.
     /// </summary>
-    internal void Written(int result, ReadOnlyMemory<byte> rest)
+    internal void Written(bool failed, ReadOnlyMemory<byte> rest)
     {
-        const int WouldBlock = -11;   // EAGAIN
         lock (_gate)
         {
             _batch = null;
-            if (result < 0 && result != WouldBlock)
+            if (failed)
             {
                 Broke();
                 return;

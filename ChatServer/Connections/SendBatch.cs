@@ -26,6 +26,7 @@ internal sealed unsafe class SendBatch : IDisposable
     private readonly IoUring _ring;
     private readonly List<Entry> _entries = [];
     private bool _broken;
+    private long _sent, _short;
 
     /// <summary>A socket's frames in this batch: the first, and those appended behind it (joined once, when sent).</summary>
     private record struct Entry(RawChatConnection Connection, SafeHandle Handle, ReadOnlyMemory<byte> Wire)
@@ -42,8 +43,6 @@ internal sealed unsafe class SendBatch : IDisposable
     private const uint Entries = 256;   // sends per system call; a bigger batch takes several
 
     private SendBatch(IoUring ring) => _ring = ring;
-
-    private long _sent, _short;
 
     /// <summary>Frames (or joined frames) sent through this batch so far.</summary>
     public long Sent => Volatile.Read(ref _sent);
@@ -103,7 +102,7 @@ internal sealed unsafe class SendBatch : IDisposable
     /// </summary>
     public bool TryAppend(int index, ReadOnlyMemory<byte> wire)
     {
-        ref var entry = ref System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_entries)[index];
+        ref var entry = ref CollectionsMarshal.AsSpan(_entries)[index];
         if (entry.Length + wire.Length > MaxJoinedBytes)
         {
             return false;
@@ -152,7 +151,9 @@ internal sealed unsafe class SendBatch : IDisposable
                     Volatile.Write(ref _short, _short + 1);
                 }
 
-                entry.Connection.Written(result, Rest(entry, result));
+                const int WouldBlock = -11;   // EAGAIN: the socket took nothing, which is not an error
+                var failed = result < 0 && result != WouldBlock;
+                entry.Connection.Written(failed, failed || result == entry.Length ? default : Rest(entry, Math.Max(result, 0)));
             }
 
             start += count;
@@ -231,20 +232,11 @@ internal sealed unsafe class SendBatch : IDisposable
     private static bool SameBytes(ReadOnlyMemory<byte> a, ReadOnlyMemory<byte> b) =>
         a.Length == b.Length && Unsafe.AreSame(ref MemoryMarshal.GetReference(a.Span), ref MemoryMarshal.GetReference(b.Span));
 
-    /// <summary>What the socket did not take of an entry (empty when it took all, or on an error): written later.</summary>
-    private static ReadOnlyMemory<byte> Rest(in Entry entry, int result)
-    {
-        const int WouldBlock = -11;   // EAGAIN
-        if (result == entry.Length || (result < 0 && result != WouldBlock))
-        {
-            return default;
-        }
-
-        var taken = Math.Max(result, 0);
-        return entry.More is null
+    /// <summary>What the socket did not take of an entry that it took <paramref name="taken"/> bytes of: written later.</summary>
+    private static ReadOnlyMemory<byte> Rest(in Entry entry, int taken) =>
+        entry.More is null
             ? entry.Wire[taken..]
             : new ReadOnlySpan<byte>((byte*)entry.Staged + taken, entry.Length - taken).ToArray();   // joined frames
-    }
 
     public void Dispose()
     {
