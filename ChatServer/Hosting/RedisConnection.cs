@@ -20,6 +20,9 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
     private bool _directSubscriptions;
     private bool _directCommands;
 
+    /// <summary>How many own connections when <see cref="RedisOptions.DirectConnections"/> is 0: one per two cores, 1 to 8.</summary>
+    internal static int DefaultDirectConnections => Math.Clamp(Environment.ProcessorCount / 2, 1, 8);
+
     public string? Configuration { get; } = options.Value.EffectiveConfiguration();
 
     public bool IsConfigured => Configuration is not null;
@@ -71,9 +74,11 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
         var commands = RedisSubscriber.CanRunCommands(configuration, options.Value, server?.ServerType, server?.Version);
         if (subscriptions || commands)
         {
-            // One connection (and thread) per core by default, up to 8: rooms spread over them, so one instance's
-            // deliveries are not capped at one core (Redis__DirectConnections).
-            var count = options.Value.DirectConnections > 0 ? options.Value.DirectConnections : Math.Clamp(Environment.ProcessorCount, 1, 8);
+            // Rooms spread over these connections (and threads). By default one per two cores, up to 8: a thread's
+            // deliveries can use a core while the socket event loops take the clients' frames on the other, and on the
+            // one or two cores of a Cloud Run instance one thread takes the pushes of every room, more per read and
+            // fewer wake-ups (Redis__DirectConnections; docs/benchmarks.md, issue 11 round 5).
+            var count = options.Value.DirectConnections > 0 ? options.Value.DirectConnections : DefaultDirectConnections;
             _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands, batchSends: options.Value.BatchSends))];
             (_directSubscriptions, _directCommands) = (subscriptions, commands);
             if (subscriptions)

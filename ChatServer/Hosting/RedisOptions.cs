@@ -44,7 +44,8 @@ public sealed class RedisOptions
 
     /// <summary>
     /// How many of those own connections (each with its thread); a room always uses the same one. 0 (the default): one
-    /// per processor, at most 8. <c>Redis__DirectConnections</c>.
+    /// per two processors, 1 to 8. More raise what one instance can deliver at its peak, at more CPU per delivery below
+    /// it (docs/benchmarks.md). <c>Redis__DirectConnections</c>.
     /// </summary>
     public int DirectConnections { get; set; }
 
