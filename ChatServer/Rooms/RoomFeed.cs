@@ -43,6 +43,11 @@ internal sealed class RoomFeed : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private Task _pump = Task.CompletedTask;
 
+    // Who handles the sequence: the pump while it holds an item (and before it starts, and once it has stopped), or,
+    // while the pump is idle and nothing waits, the channel's thread itself for the next message in order (OnEntry).
+    private readonly Lock _turn = new();
+    private bool _pumpBusy = true;   // guarded by _turn
+
     // The sequence, touched by the pump alone (and by StartAsync before the pump runs).
     private string _epoch = "";
     private long _last;
@@ -202,17 +207,64 @@ internal sealed class RoomFeed : IAsyncDisposable
         _metrics.RoomUnsubscribed();
     }
 
-    /// <summary>The channel's handler: parse the header, queue for the pump. Never blocks.</summary>
+    /// <summary>
+    /// The channel's handler: parse the header, then deliver it right here when it is the next message in order (or a
+    /// notification) and the pump is idle with nothing waiting, else queue it for the pump. Never blocks.
+    /// </summary>
     private void OnEntry(ReadOnlyMemory<byte> raw)
     {
-        if (RoomEntry.TryParse(raw, out var entry))
-        {
-            _work.Writer.TryWrite(new Work(entry));
-        }
-        else
+        if (!RoomEntry.TryParse(raw, out var entry))
         {
             RoomLog.BadEntry(_logger, Name);
+            return;
         }
+
+        lock (_turn)
+        {
+            // The channel's entries come one at a time, in order: one queued makes every later one queue behind it
+            // until the pump has handled them all.
+            if (!_pumpBusy && !_work.Reader.TryPeek(out _) && TryHandleNow(entry))
+            {
+                return;
+            }
+        }
+
+        _work.Writer.TryWrite(new Work(entry));
+    }
+
+    /// <summary>
+    /// What <see cref="OnEntryAsync"/> does for an entry that needs no read (issue 11: a message costs no queue hop and
+    /// no state machines on the way to its members); false leaves it to the pump. Called holding the turn.
+    /// </summary>
+    private bool TryHandleNow(in RoomEntry entry)
+    {
+        var inOrder = entry.Kind == RoomEntryKind.Notification
+            || _retiredEpochs.Contains(entry.Epoch)
+            || (string.Equals(entry.Epoch, _epoch, StringComparison.Ordinal) && entry.Seq <= _last + 1 && _pending.Count == 0);
+        if (!inOrder)
+        {
+            return false;   // a new epoch, or a message ahead of the next: the pump repairs
+        }
+
+        try
+        {
+            if (entry.Kind == RoomEntryKind.Notification)
+            {
+                Notify(entry);
+            }
+            else if (entry.Seq == _last + 1 && !_retiredEpochs.Contains(entry.Epoch))
+            {
+                Deliver(entry);
+            }
+
+            // else a late copy from a generation the log has left behind, or one already delivered
+        }
+        catch (Exception ex)   // a bug must not stop the room
+        {
+            RoomLog.DeliveryFailed(_logger, Name, ex);
+        }
+
+        return true;
     }
 
     private async Task RunAsync(Func<CancellationToken, Task> operation, CancellationToken cancellationToken)
@@ -231,8 +283,18 @@ internal sealed class RoomFeed : IAsyncDisposable
         var stopping = _stopping.Token;
         try
         {
-            await foreach (var work in _work.Reader.ReadAllAsync(stopping))
+            while (true)
             {
+                if (!TakeNext(out var work))
+                {
+                    if (!await _work.Reader.WaitToReadAsync(stopping))
+                    {
+                        break;
+                    }
+
+                    continue;
+                }
+
                 try
                 {
                     if (work.Operation is { } operation)
@@ -263,9 +325,24 @@ internal sealed class RoomFeed : IAsyncDisposable
             // retired
         }
 
+        lock (_turn)
+        {
+            _pumpBusy = true;   // stopped: nothing is handled any more, on any thread
+        }
+
         while (_work.Reader.TryRead(out var left))
         {
             left.Operation?.Done.TrySetCanceled();
+        }
+    }
+
+    /// <summary>The pump's next item, taking the turn for it; none waiting: the turn is free (false).</summary>
+    private bool TakeNext(out Work work)
+    {
+        lock (_turn)
+        {
+            _pumpBusy = _work.Reader.TryRead(out work);
+            return _pumpBusy;
         }
     }
 
@@ -273,12 +350,7 @@ internal sealed class RoomFeed : IAsyncDisposable
     {
         if (entry.Kind == RoomEntryKind.Notification)
         {
-            var frame = new SharedFrame(entry.Json);
-            foreach (var member in Volatile.Read(ref _members))
-            {
-                member.Deliver(entry, frame);
-            }
-
+            Notify(entry);
             return;
         }
 
@@ -480,6 +552,15 @@ internal sealed class RoomFeed : IAsyncDisposable
 
         (_epoch, _last) = (epoch, 0);
         MarkSeen();
+    }
+
+    private void Notify(in RoomEntry notification)
+    {
+        var frame = new SharedFrame(notification.Json);
+        foreach (var member in Volatile.Read(ref _members))
+        {
+            member.Deliver(notification, frame);
+        }
     }
 
     private void Deliver(RoomEntry message)
