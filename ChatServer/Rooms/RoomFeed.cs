@@ -18,7 +18,9 @@ namespace ChatServer.Rooms;
 /// backward under the same epoch starts a new one rather than hand out a <c>seq</c> members have already had.
 /// <para>
 /// Everything that reads or changes that sequence runs on one pump, one item at a time: the channel's entries, joins,
-/// catch-ups and retries. Joins and leaves (which subscribe and unsubscribe) also pass one at a time through a gate.
+/// catch-ups and retries; only the next message in order may be delivered by the channel's thread itself, while the
+/// pump is idle with nothing queued (<see cref="OnEntry"/>: one turn, never both). Joins and leaves (which subscribe and
+/// unsubscribe) also pass one at a time through a gate.
 /// </para>
 /// </summary>
 internal sealed class RoomFeed : IAsyncDisposable
