@@ -50,7 +50,8 @@ internal sealed class RoomFeed : IAsyncDisposable
     private readonly Lock _turn = new();
     private bool _pumpBusy = true;   // guarded by _turn
 
-    // The sequence, touched by the pump alone (and by StartAsync before the pump runs).
+    // The sequence, touched by whoever has the turn: the pump, or OnEntry for the next message (and StartAsync before
+    // the pump runs).
     private string _epoch = "";
     private long _last;
     private long _delivered;
