@@ -26,7 +26,7 @@ internal static class ChatServerRegistration
     /// <c>DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT</c> says otherwise, the server runs one per two cores instead, as it
     /// runs one own Redis connection's thread per two cores (<see cref="RedisConnection.DefaultDirectConnections"/>):
     /// on two cores, one loop takes every client's frames, more of them per <c>epoll_wait</c>, with fewer wake-ups and
-    /// context switches (+3 to +15 % deliveries per CPU-second at 2,500 msg/s with both, docs/benchmarks.md).
+    /// context switches (+3 to +26 % deliveries per CPU-second at 2,500 msg/s with both, docs/benchmarks.md).
     /// </para>
     /// </summary>
     public static void PreferInlineSocketCompletions()
@@ -37,15 +37,18 @@ internal static class ChatServerRegistration
             Environment.SetEnvironmentVariable(InlineCompletionsVariable, "1");
             if (Environment.GetEnvironmentVariable(EventLoopsVariable) is null)
             {
-                Environment.SetEnvironmentVariable(EventLoopsVariable, EventLoops.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                Environment.SetEnvironmentVariable(EventLoopsVariable, PerTwoCores.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
         }
     }
 
     private const string EventLoopsVariable = "DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT";
 
-    /// <summary>The socket event loops the server asks for with inline completions: one per two cores, at least one.</summary>
-    internal static int EventLoops => Math.Max(1, Environment.ProcessorCount / 2);
+    /// <summary>
+    /// One per two cores, at least one: the socket event loops the server asks for with inline completions, and (at
+    /// most 8 of them) its own Redis connections (<see cref="RedisConnection.DefaultDirectConnections"/>).
+    /// </summary>
+    internal static int PerTwoCores => Math.Max(1, Environment.ProcessorCount / 2);
 
     /// <summary>Options and their validation, the listening port, console log format, the rooms' log, channel and presence store (Redis or in-process) and the connection parts.</summary>
     public static WebApplicationBuilder AddChatServer(this WebApplicationBuilder builder)

@@ -21,7 +21,7 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
     private bool _directCommands;
 
     /// <summary>How many own connections when <see cref="RedisOptions.DirectConnections"/> is 0: one per two cores, 1 to 8.</summary>
-    internal static int DefaultDirectConnections => Math.Clamp(Environment.ProcessorCount / 2, 1, 8);
+    internal static int DefaultDirectConnections => Math.Min(ChatServerRegistration.PerTwoCores, 8);
 
     public string? Configuration { get; } = options.Value.EffectiveConfiguration();
 

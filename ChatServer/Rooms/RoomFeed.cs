@@ -241,21 +241,20 @@ internal sealed class RoomFeed : IAsyncDisposable
     /// </summary>
     private bool TryHandleNow(in RoomEntry entry)
     {
-        var inOrder = entry.Kind == RoomEntryKind.Notification
-            || _retiredEpochs.Contains(entry.Epoch)
-            || (string.Equals(entry.Epoch, _epoch, StringComparison.Ordinal) && entry.Seq <= _last + 1 && _pending.Count == 0);
-        if (!inOrder)
+        var isMessage = entry.Kind != RoomEntryKind.Notification;
+        if (isMessage && !_retiredEpochs.Contains(entry.Epoch)
+            && !(string.Equals(entry.Epoch, _epoch, StringComparison.Ordinal) && entry.Seq <= _last + 1 && _pending.Count == 0))
         {
             return false;   // a new epoch, or a message ahead of the next: the pump repairs
         }
 
         try
         {
-            if (entry.Kind == RoomEntryKind.Notification)
+            if (!isMessage)
             {
                 Notify(entry);
             }
-            else if (entry.Seq == _last + 1 && !_retiredEpochs.Contains(entry.Epoch))
+            else if (entry.Seq == _last + 1 && string.Equals(entry.Epoch, _epoch, StringComparison.Ordinal))
             {
                 Deliver(entry);
             }
