@@ -50,6 +50,9 @@ internal sealed unsafe class SendBatch : IDisposable
     /// <summary>Of those, how many the socket took only in part or not at all (the rest went out asynchronously).</summary>
     public long Short => Volatile.Read(ref _short);
 
+    /// <summary>Nothing added since the last send.</summary>
+    public bool IsEmpty => _entries.Count == 0;
+
     /// <summary>The batch open on this thread, if any.</summary>
     public static SendBatch? Current => t_open;
 
@@ -248,6 +251,9 @@ internal sealed unsafe class SendBatch : IDisposable
     /// <summary>The open batch; disposing it sends what was added.</summary>
     public readonly struct Scope(SendBatch? batch) : IDisposable
     {
+        /// <summary>A batch was opened (and is not sent yet, unless disposed).</summary>
+        public bool IsOpen => batch is not null;
+
         public void Dispose()
         {
             if (batch is not null)

@@ -102,6 +102,7 @@ internal static class ChatServerRegistration
             })
             .Validate(o => Enum.IsDefined(o.PubSub), "Redis:PubSub must be Classic or Sharded.")
             .Validate(o => o.DirectConnections is >= 0 and <= 64, "Redis:DirectConnections must be between 0 (one per two processors) and 64.")
+            .Validate(o => o.BatchWindowMs is >= 0 and <= 1_000, "Redis:BatchWindowMs must be between 0 (send each read's deliveries at once) and 1000.")
             .ValidateOnStart();
         services.AddOptions<WebSocketOptions>().Configure<IOptions<ChatOptions>>((ws, chat) =>
             (ws.KeepAliveInterval, ws.KeepAliveTimeout) = (chat.Value.KeepAlive, chat.Value.KeepAlive));   // drop silent peers

@@ -79,7 +79,8 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
             // one or two cores of a Cloud Run instance one thread takes the pushes of every room, more per read and
             // fewer wake-ups (Redis__DirectConnections; docs/benchmarks.md, issue 11 round 5).
             var count = options.Value.DirectConnections > 0 ? options.Value.DirectConnections : DefaultDirectConnections;
-            _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands, batchSends: options.Value.BatchSends))];
+            _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands, batchSends: options.Value.BatchSends,
+                batchWindow: TimeSpan.FromMilliseconds(options.Value.BatchWindowMs)))];
             (_directSubscriptions, _directCommands) = (subscriptions, commands);
             if (subscriptions)
             {

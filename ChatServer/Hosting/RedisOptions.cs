@@ -57,6 +57,15 @@ public sealed class RedisOptions
     /// </summary>
     public bool BatchSends { get; set; } = true;
 
+    /// <summary>
+    /// While an own connection's reads come closer together than this many milliseconds (a busy instance), the
+    /// deliveries of one read wait up to this long, from that read, for those of the reads that follow, so a member's
+    /// frames go out together: fewer sends and segments per delivery for at most this much latency, and only under
+    /// load (a read after a quiet spell goes out at once). 0: every read's deliveries go out at once.
+    /// <c>Redis__BatchWindowMs</c>; default 10.
+    /// </summary>
+    public int BatchWindowMs { get; set; } = 10;
+
     /// <summary>The configuration string in effect, or <c>null</c> for the in-process bus.</summary>
     public string? EffectiveConfiguration() =>
         !string.IsNullOrWhiteSpace(Configuration) ? Configuration
