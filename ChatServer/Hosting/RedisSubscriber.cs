@@ -49,8 +49,8 @@ internal sealed class RedisSubscriber : IDisposable
     private readonly Queue<Pending> _pending = new();   // commands (RESP3 only), in the order they were written
     private Socket? _socket;   // connected, and SUBSCRIBE sent for every channel in _handlers; null while down
     private volatile bool _disposed;
-    private bool _batchSends;
-    private TimeSpan _batchWindow;   // how long a batch with deliveries stays open for the reads that follow   // deliveries of one read sent in one io_uring submission (SendBatch), where possible
+    private bool _batchSends;   // deliveries of one read sent in one io_uring submission (SendBatch), where possible
+    private TimeSpan _batchWindow;   // how long a batch with deliveries stays open for the reads that follow, under load
     private volatile SendBatch? _batch;
     private byte[] _buffer = new byte[16 * 1024];
     private readonly TaskCompletionSource _connected = new(TaskCreationOptions.RunContinuationsAsynchronously);
