@@ -24,11 +24,8 @@ public sealed class BatchWindowTests(Backend backend) : TwoHostFixture(backend)
     [Test, CancelAfter(30_000)]
     public async Task Messages_in_quick_succession_reach_a_member_in_few_sends_whole_and_in_order(CancellationToken cancellationToken)
     {
-        var room = TestNames.Room();
-        await using var member = await ChatClient.SignInAsync(HostA.WebSocketUri, "member", room, cancellationToken);
-        await using var sender = await ChatClient.SignInAsync(HostB.WebSocketUri, "sender", room, cancellationToken);
-        await member.ExpectAsync(f => f.Type == "notification" && f.User == "sender", cancellationToken);
-        var connection = HostA.Services.GetRequiredService<RedisConnection>().SubscriberFor(room)!;
+        await using var pair = await MemberAndSenderAsync(cancellationToken);
+        var (member, sender, connection) = pair;
         var before = connection.BatchedSends;
 
         // A message every 2 ms or so: without the window each would reach host A in a read (and a send) of its own.
@@ -55,11 +52,8 @@ public sealed class BatchWindowTests(Backend backend) : TwoHostFixture(backend)
     [Test, CancelAfter(30_000)]
     public async Task A_message_after_a_quiet_spell_goes_out_at_once(CancellationToken cancellationToken)
     {
-        var room = TestNames.Room();
-        await using var member = await ChatClient.SignInAsync(HostA.WebSocketUri, "member", room, cancellationToken);
-        await using var sender = await ChatClient.SignInAsync(HostB.WebSocketUri, "sender", room, cancellationToken);
-        await member.ExpectAsync(f => f.Type == "notification" && f.User == "sender", cancellationToken);
-        var connection = HostA.Services.GetRequiredService<RedisConnection>().SubscriberFor(room)!;
+        await using var pair = await MemberAndSenderAsync(cancellationToken);
+        var (member, sender, connection) = pair;
 
         await Task.Delay(WindowMs + 500, cancellationToken);   // quiet: host A's connection read nothing for longer than the window
         var before = connection.BatchedSends;
@@ -71,5 +65,24 @@ public sealed class BatchWindowTests(Backend backend) : TwoHostFixture(backend)
         Assert.That(message.Text, Is.EqualTo("lone"));
         Assert.That(after.Held, Is.EqualTo(before.Held), "nothing was held for the window");
         Assert.That(after.Sent, Is.GreaterThan(before.Sent), "the delivery went out through the batch");
+    }
+
+    /// <summary>A member on host A and a sender on host B in a new room, and host A's own connection for that room.</summary>
+    private async Task<Pair> MemberAndSenderAsync(CancellationToken cancellationToken)
+    {
+        var room = TestNames.Room();
+        var member = await ChatClient.SignInAsync(HostA.WebSocketUri, "member", room, cancellationToken);
+        var sender = await ChatClient.SignInAsync(HostB.WebSocketUri, "sender", room, cancellationToken);
+        await member.ExpectAsync(f => f.Type == "notification" && f.User == "sender", cancellationToken);
+        return new Pair(member, sender, HostA.Services.GetRequiredService<RedisConnection>().SubscriberFor(room)!);
+    }
+
+    private sealed record Pair(ChatClient Member, ChatClient Sender, RedisSubscriber Connection) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Member.DisposeAsync();
+            await Sender.DisposeAsync();
+        }
     }
 }
