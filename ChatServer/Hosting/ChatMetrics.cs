@@ -21,9 +21,9 @@ internal sealed class ChatMetrics
     // Process-wide: a server is one per process; test hosts sharing a process report the sum, as the exporter, which
     // merges same-named meters, showed for the tagged counters these replace.
     private static readonly TaggedCounts s_framesIn = new("type", [FrameTypes.SignIn, FrameTypes.UpdateSocketId, FrameTypes.SendMessage,
-        FrameTypes.Members, FrameTypes.History, FrameTypes.Auth, "other"]);
+        FrameTypes.Members, FrameTypes.History, FrameTypes.Auth, Other]);
     private static readonly TaggedCounts s_framesOut = new("type", [FrameTypes.Message, FrameTypes.Ack, FrameTypes.Notification,
-        FrameTypes.Gap, FrameTypes.Presence, "other"]);
+        FrameTypes.Gap, FrameTypes.Presence, Other]);
     private readonly TaggedCounts _framesIn = s_framesIn;
     private readonly TaggedCounts _framesOut = s_framesOut;
     private readonly Counter<long> _framesRejected;
@@ -68,16 +68,7 @@ internal sealed class ChatMetrics
     public void RoomUnsubscribed() => _roomsServed.Add(-1);
 
     /// <summary>Counts a client frame by its type (a <see cref="FrameTypes"/> name, else "other").</summary>
-    public void FrameReceived(string type) => _framesIn.Add(type switch
-    {
-        FrameTypes.SignIn => 0,
-        FrameTypes.UpdateSocketId => 1,
-        FrameTypes.SendMessage => 2,
-        FrameTypes.Members => 3,
-        FrameTypes.History => 4,
-        FrameTypes.Auth => 5,
-        _ => 6,
-    });
+    public void FrameReceived(string type) => _framesIn.Add(type);
 
     /// <summary>Counts a frame by the type it starts with: every server frame begins <c>{"type":"…"</c>.</summary>
     public void FrameSent(ReadOnlySpan<byte> frame) => _framesOut.Add(TypeOf(frame));
@@ -106,34 +97,41 @@ internal sealed class ChatMetrics
     /// <summary>A gap in a room's seq was found and read from history (what history no longer held became a gap frame).</summary>
     public void GapRepaired() => _gapsRepaired.Add(1);
 
-    /// <summary>The index of the frame's type in <see cref="_framesOut"/>.</summary>
-    private static int TypeOf(ReadOnlySpan<byte> frame)
+    private static string TypeOf(ReadOnlySpan<byte> frame)
     {
+        // Static strings: one tag value per type, no allocation per frame.
         ReadOnlySpan<byte> prefix = "{\"type\":\""u8;
         if (!frame.StartsWith(prefix))
         {
-            return 5;
+            return Other;
         }
 
         var rest = frame[prefix.Length..];
-        return rest.StartsWith("message\""u8) ? 0
-            : rest.StartsWith("ack\""u8) ? 1
-            : rest.StartsWith("notification\""u8) ? 2
-            : rest.StartsWith("gap\""u8) ? 3
-            : rest.StartsWith("presence\""u8) ? 4
-            : 5;
+        return rest.StartsWith("message\""u8) ? FrameTypes.Message
+            : rest.StartsWith("ack\""u8) ? FrameTypes.Ack
+            : rest.StartsWith("notification\""u8) ? FrameTypes.Notification
+            : rest.StartsWith("gap\""u8) ? FrameTypes.Gap
+            : rest.StartsWith("presence\""u8) ? FrameTypes.Presence
+            : Other;
     }
 
+    private const string Other = "other";
+
     /// <summary>
-    /// Counts per value of one tag, from a fixed list: an increment each, read (those above zero, each with its static
-    /// tag) by an observable counter when the metrics are collected.
+    /// Counts per value of one tag, from a fixed list whose last value takes any other: an increment each, read (those
+    /// above zero, each with its static tag) by an observable counter when the metrics are collected.
     /// </summary>
     private sealed class TaggedCounts(string tag, string[] values)
     {
         private readonly long[] _counts = new long[values.Length];
         private readonly KeyValuePair<string, object?>[][] _tags = [.. values.Select(v => new[] { new KeyValuePair<string, object?>(tag, v) })];
 
-        public void Add(int index) => Interlocked.Increment(ref _counts[index]);
+        /// <summary>Counts <paramref name="value"/> (a handful of short strings to compare: cheaper than a lookup).</summary>
+        public void Add(string value)
+        {
+            var index = Array.IndexOf(values, value);
+            Interlocked.Increment(ref _counts[index < 0 ? values.Length - 1 : index]);
+        }
 
         public IEnumerable<Measurement<long>> Observe()
         {

@@ -416,23 +416,7 @@ internal sealed class RedisSubscriber : IDisposable
         {
             while (true)
             {
-                if (end == _buffer.Length)
-                {
-                    if (start > 0)
-                    {
-                        _buffer.AsSpan(start, end - start).CopyTo(_buffer);
-                        (start, end) = (0, end - start);
-                    }
-                    else if (_buffer.Length >= MaxPushBytes)
-                    {
-                        throw new InvalidDataException($"Redis sent a push larger than {MaxPushBytes} bytes.");
-                    }
-                    else
-                    {
-                        Array.Resize(ref _buffer, _buffer.Length * 2);
-                    }
-                }
-
+                MakeRoom(ref start, ref end);
                 if (sends.IsOpen)
                 {
                     var left = _batchWindow - Stopwatch.GetElapsedTime(openedAt);
@@ -459,39 +443,7 @@ internal sealed class RedisSubscriber : IDisposable
                     openedAt = readAt;
                 }
 
-                while (start < end)
-                {
-                    var input = _buffer.AsSpan(start, end - start);
-                    int consumed;
-                    if (_resp3 && input[0] != (byte)'>')
-                    {
-                        // RESP3: anything but a push is the reply to the oldest command.
-                        if (!RespValue.TryRead(input, out var reply, out consumed))
-                        {
-                            break;
-                        }
-
-                        start += consumed;
-                        Complete(reply!);
-                        batch?.SendIfLarge();
-                        continue;
-                    }
-
-                    if (!RespPush.TryRead(input, out var push, out consumed))
-                    {
-                        break;
-                    }
-
-                    Handle(input[..consumed], push);
-                    start += consumed;
-                    batch?.SendIfLarge();
-                }
-
-                if (start == end)
-                {
-                    start = end = 0;
-                }
-
+                HandleReceived(ref start, ref end, batch);
                 if (sends.IsOpen && (!busy || batch!.IsEmpty))
                 {
                     sends.Dispose();
@@ -506,6 +458,66 @@ internal sealed class RedisSubscriber : IDisposable
         finally
         {
             sends.Dispose();   // what was delivered before the connection failed still goes out
+        }
+    }
+
+    /// <summary>Room after <paramref name="end"/> in a full buffer: the unread rest moved to the front, or the buffer grown.</summary>
+    private void MakeRoom(ref int start, ref int end)
+    {
+        if (end < _buffer.Length)
+        {
+            return;
+        }
+
+        if (start > 0)
+        {
+            _buffer.AsSpan(start, end - start).CopyTo(_buffer);
+            (start, end) = (0, end - start);
+        }
+        else if (_buffer.Length >= MaxPushBytes)
+        {
+            throw new InvalidDataException($"Redis sent a push larger than {MaxPushBytes} bytes.");
+        }
+        else
+        {
+            Array.Resize(ref _buffer, _buffer.Length * 2);
+        }
+    }
+
+    /// <summary>Hands on every complete reply and push received; an incomplete one stays for the next read.</summary>
+    private void HandleReceived(ref int start, ref int end, SendBatch? batch)
+    {
+        while (start < end)
+        {
+            var input = _buffer.AsSpan(start, end - start);
+            int consumed;
+            if (_resp3 && input[0] != (byte)'>')
+            {
+                // RESP3: anything but a push is the reply to the oldest command.
+                if (!RespValue.TryRead(input, out var reply, out consumed))
+                {
+                    break;
+                }
+
+                start += consumed;
+                Complete(reply!);
+                batch?.SendIfLarge();
+                continue;
+            }
+
+            if (!RespPush.TryRead(input, out var push, out consumed))
+            {
+                break;
+            }
+
+            Handle(input[..consumed], push);
+            start += consumed;
+            batch?.SendIfLarge();
+        }
+
+        if (start == end)
+        {
+            start = end = 0;
         }
     }
 
