@@ -2,8 +2,6 @@ using ChatServer.Auth;
 using ChatServer.Connections;
 using ChatServer.Hosting;
 
-ChatServerRegistration.PreferInlineSocketCompletions();   // before the first socket: the runtime reads it once
-
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,

@@ -69,20 +69,28 @@ public sealed class RedisFaultTests
         Assert.That((first.Ok, first.Seq, second.Ok, second.Seq), Is.EqualTo((true, 1L, true, 2L)), second.Raw);
     }
 
+    /// <summary>
+    /// Redis cuts off a subscriber that falls behind (<c>client-output-buffer-limit pubsub</c>), as <c>CLIENT KILL TYPE
+    /// pubsub</c> does here, repeatedly, while both instances send: subscriptions and commands do not share a fate, so
+    /// every send is acknowledged, and every listener on either instance gets every seq once, in order, what pub/sub
+    /// dropped repaired from history.
+    /// </summary>
     [Test, CancelAfter(60_000)]
-    public async Task Messages_published_while_an_instance_subscription_is_down_are_delivered_from_history_in_order(CancellationToken cancellationToken)
+    public async Task Killing_the_subscriptions_while_messages_flow_fails_no_send_and_every_listener_gets_every_seq_once(CancellationToken cancellationToken)
     {
         using var redis = await RedisServerProcess.StartAsync();
         await using var hostA = new ChatHost(redis.ConnectionString, Unlimited);
         await using var hostB = new ChatHost(redis.ConnectionString, Unlimited);
         var room = TestNames.Room();
-        await using var listener = await ChatClient.SignInAsync(hostB.WebSocketUri, "listener", room, cancellationToken);
-        await using var sender = await ChatClient.SignInAsync(hostA.WebSocketUri, "sender", room, cancellationToken);
+        await using var listenerA = await ChatClient.SignInAsync(hostA.WebSocketUri, "listener-a", room, cancellationToken);
+        await using var listenerB = await ChatClient.SignInAsync(hostB.WebSocketUri, "listener-b", room, cancellationToken);
+        await using var senderA = await ChatClient.SignInAsync(hostA.WebSocketUri, "sender-a", room, cancellationToken);
+        await using var senderB = await ChatClient.SignInAsync(hostB.WebSocketUri, "sender-b", room, cancellationToken);
 
-        // Kill the subscriptions and send at once, round after round, until the instance had to repair a loss (a
+        // Kill the subscriptions and send at once, round after round, until an instance had to repair a loss (a
         // message published before its subscription was back). Usually the first rounds do it; 50 bound the test.
         var acked = new List<long>();
-        bool Repaired() => hostB.Logs.Contains("delivering them from history") || hostB.Logs.Contains("caught up");
+        bool Repaired() => new[] { hostA, hostB }.Any(h => h.Logs.Contains("delivering them from history") || h.Logs.Contains("caught up"));
         for (var round = 0; round < 50 && (round < 5 || !Repaired()); round++)
         {
             Assert.That(await KillSubscribersAsync(redis.ConnectionString), Is.GreaterThan(0), "there was a subscription to kill");
@@ -90,38 +98,36 @@ public sealed class RedisFaultTests
             // publish: keep killing while this round's messages go out, so some are published while it is down.
             using var sending = new CancellationTokenSource();
             var killing = KillSubscribersUntilAsync(redis.ConnectionString, sending.Token);
-            for (var i = 0; i < 10; i++)   // sent at once: most are published while the subscriptions are down
+            for (var i = 0; i < 10; i++)
             {
+                var sender = i % 2 == 0 ? senderA : senderB;
                 var ack = await sender.RequestAsync(new { type = "sendMessage", text = $"r{round}-{i}" }, cancellationToken);
-                if (ack.Ok)
-                {
-                    acked.Add(ack.Seq!.Value);
-                }
-                else
-                {
-                    Assert.That(ack.Error, Does.StartWith(StoreUnavailable), ack.Raw);
-                }
+                Assert.That(ack.Ok, Is.True, $"a killed subscription must not fail a send: {ack.Raw}");
+                acked.Add(ack.Seq!.Value);
             }
 
             await sending.CancelAsync();
             await killing;
         }
 
-        Assert.That(acked, Is.Not.Empty);
-        var seen = new List<long>();
-        while (seen.Count == 0 || seen[^1] < acked[^1])
+        Assert.That(acked, Is.EqualTo(Enumerable.Range(1, acked.Count).Select(n => (long)n)), "every send stored, numbered in turn");
+        foreach (var client in new[] { listenerA, listenerB, senderA, senderB })
         {
-            var frame = await listener.NextAsync(cancellationToken);
-            Assert.That(frame.Type, Is.Not.EqualTo("gap"), "history holds everything, so nothing may be reported lost");
-            if (frame.Type == "message")
+            var seen = new List<long>();
+            while (seen.Count == 0 || seen[^1] < acked[^1])
             {
-                seen.Add(frame.Seq!.Value);
+                var frame = await client.NextAsync(cancellationToken);
+                Assert.That(frame.Type, Is.Not.EqualTo("gap"), "history holds everything, so nothing may be reported lost");
+                if (frame.Type == "message")
+                {
+                    seen.Add(frame.Seq!.Value);
+                }
             }
+
+            Assert.That(seen, Is.EqualTo(acked), "every message once, in order, no gap");
         }
 
-        Assert.That(seen, Is.EqualTo(Enumerable.Range(1, seen.Count).Select(n => (long)n)), "every message once, in order, no gap");
-        Assert.That(seen, Is.SupersetOf(acked));
-        Assert.That(Repaired(), Is.True, "the fault really cost pub/sub messages that the instance then repaired");
+        Assert.That(Repaired(), Is.True, "the fault really cost pub/sub messages that an instance then repaired");
     }
 
     [TestCase(true)]

@@ -35,12 +35,8 @@ public abstract class TwoHostFixture(Backend backend)
         switch (Backend)
         {
             case Backend.Redis:
-                // A's own Redis connections are the default (one on two cores), B's three: rooms spread over several
-                // connections stay covered on a small machine too, and the two instances differ as real ones may.
                 HostA = new ChatHost(TestRedis.ConnectionString, Settings);
-                HostB = new ChatHost(TestRedis.ConnectionString, Settings.ContainsKey("Redis:DirectConnections")
-                    ? Settings
-                    : new Dictionary<string, string?>(Settings) { ["Redis:DirectConnections"] = "3" });
+                HostB = new ChatHost(TestRedis.ConnectionString, Settings);
                 break;
             case Backend.Cluster:
                 var cluster = await TestRedisCluster.GetAsync();

@@ -158,7 +158,6 @@ internal sealed class FakeSink(string id) : IFrameSink
         return _frames.Writer.TryWrite(text);
     }
 
-    public bool TryEnqueue(SharedFrame frame) => TryEnqueue(frame.Payload);
 
     /// <summary>What arrived so far, without waiting.</summary>
     public List<string> Received()

@@ -3,9 +3,6 @@ namespace ChatServer.Auth;
 /// <summary>Never a token: only the reason word a <see cref="TokenCheck"/> carries.</summary>
 internal static partial class AuthLog
 {
-    [LoggerMessage(600, LogLevel.Information, "Authentication on: tokens from {Authority} for audience {Audience}.")]
-    public static partial void Enabled(ILogger logger, string authority, string audience);
-
     [LoggerMessage(601, LogLevel.Debug, "Token refused ({Reason}).")]
     public static partial void TokenRefused(ILogger logger, string reason);
 

@@ -1,7 +1,6 @@
 using ChatServer.Connections;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
-using Microsoft.Net.Http.Headers;
 
 namespace ChatServer.Auth;
 
@@ -18,24 +17,15 @@ internal sealed class ChatAuthenticator(TokenValidator validator, IOptions<AuthO
     public bool Enabled => validator.Enabled;
 
     /// <summary>The upgrade's token, checked: <c>Refused</c> means answer 401; <c>Identity</c> is null when none came.</summary>
-    public Task<(bool Refused, AuthIdentity? Identity)> AuthenticateUpgradeAsync(HttpRequest request, CancellationToken cancellationToken) =>
-        AuthenticateUpgradeAsync(name => request.Headers[name].ToString(), log: true, cancellationToken);
-
-    /// <summary>
-    /// The same from any request's headers (<see cref="DirectUpgrade"/> reads them off the wire). <paramref name="log"/>
-    /// false: a refusal is neither logged nor counted, because the request then goes on to the endpoint, which checks it
-    /// again and answers 401.
-    /// </summary>
-    public async Task<(bool Refused, AuthIdentity? Identity)> AuthenticateUpgradeAsync(Func<string, string?> header, bool log,
-        CancellationToken cancellationToken)
+    public async Task<(bool Refused, AuthIdentity? Identity)> AuthenticateUpgradeAsync(HttpRequest request, CancellationToken cancellationToken)
     {
-        if (!Enabled || ReadToken(header) is not { } token)
+        if (!Enabled || ReadToken(request.Headers) is not { } token)
         {
             return (false, null);
         }
 
         var check = await validator.ValidateAsync(token, cancellationToken);
-        if (check.Identity is null && log)
+        if (check.Identity is null)
         {
             AuthLog.UpgradeRefused(logger, check.Reason);
             metrics.FrameRejected("auth_upgrade_" + check.Reason);
@@ -57,14 +47,14 @@ internal sealed class ChatAuthenticator(TokenValidator validator, IOptions<AuthO
         Enabled ? new ConnectionAuth(validator, connection, identity, time, metrics, logger) : null;
 
     /// <summary>The configured header (a bare JWT) first, then <c>Authorization: Bearer</c>; never the URL.</summary>
-    private string? ReadToken(Func<string, string?> header)
+    private string? ReadToken(IHeaderDictionary headers)
     {
-        if (_header is not null && header(_header) is { Length: > 0 } bare)
+        if (_header is not null && headers[_header].ToString() is { Length: > 0 } bare)
         {
             return bare.Trim();
         }
 
-        var authorization = header(HeaderNames.Authorization) ?? "";
+        var authorization = headers.Authorization.ToString();
         return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) && authorization.Length > 7
             ? authorization[7..].Trim()
             : null;

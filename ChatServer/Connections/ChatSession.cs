@@ -224,9 +224,9 @@ internal sealed class ChatSession : IDisposable
                 await work();
             }
         }
-        catch (StoreUnavailableException)
+        catch (StoreUnavailableException ex)
         {
-            SendAck(AckFrame.Rejected(id, StoreUnavailableException.ClientError));
+            SendAck(AckFrame.Rejected(id, ex.ClientMessage));
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -6,18 +6,20 @@ namespace ChatServer.Connections;
 
 internal static class ChatSocketEndpoint
 {
-    /// <summary>The chat's WebSocket path (the endpoint's pattern, and what <see cref="DirectUpgrade"/> takes).</summary>
+    /// <summary>The chat's WebSocket path.</summary>
     public const string Path = "/ws";
 
     /// <summary>
-    /// <c>GET /ws</c> upgrades to a WebSocket; a plain request gets 400, a foreign <c>Origin</c> 403, and a full or
-    /// stopping instance 503. On SIGTERM open sockets are closed with 1012 so clients reconnect elsewhere.
+    /// <c>GET /ws</c> upgrades to a WebSocket. The checks every upgrade passes live here, in this order: a plain request
+    /// gets 400, a foreign <c>Origin</c> 403 (cross-site hijacking), a stopping instance 503, a token that does not
+    /// validate 401 (PROTOCOL.md "Authentication"), and a full instance 503 (<c>Chat:MaxConnections</c>). On SIGTERM
+    /// open sockets are closed with 1012 so clients reconnect elsewhere.
     /// </summary>
     public static IEndpointConventionBuilder MapChatSocket(this IEndpointRouteBuilder endpoints, string pattern) =>
         endpoints.Map(pattern, HandleAsync);
 
-    private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory, UpgradeGate gate,
-        IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger)
+    private static async Task HandleAsync(HttpContext context, ChatConnectionFactory factory, OriginPolicy origins,
+        ChatAuthenticator authenticator, IHostApplicationLifetime lifetime, IOptions<ChatOptions> options, ILogger<ChatConnectionFactory> logger)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -26,25 +28,33 @@ internal static class ChatSocketEndpoint
             return;
         }
 
-        var headers = context.Request.Headers;
-        var (admission, identity) = await gate.AdmitAsync(name => headers[name].ToString(), context.Request.Scheme, log: true,
-            context.RequestAborted);
-        switch (admission)
+        var request = context.Request;
+        if (!origins.IsAllowed(request.Headers.Origin.ToString(), request.Headers["X-Forwarded-Proto"], request.Headers["X-Forwarded-Host"],
+                request.Scheme, request.Host.Value ?? ""))
         {
-            case Admission.OriginRefused:
-                ConnectionLog.OriginRefused(logger, headers.Origin.ToString());
-                context.Response.StatusCode = StatusCodes.Status403Forbidden;
-                return;
-            case Admission.Stopping:
-                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                return;
-            case Admission.TokenRefused:   // PROTOCOL.md "Authentication": 401 and no upgrade
-                await ChatAuthenticator.RefuseAsync(context);
-                return;
-            case Admission.Full:
-                ConnectionLog.ConnectionLimitReached(logger, options.Value.MaxConnections);
-                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                return;
+            ConnectionLog.OriginRefused(logger, request.Headers.Origin.ToString());
+            context.Response.StatusCode = StatusCodes.Status403Forbidden;
+            return;
+        }
+
+        if (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
+        }
+
+        var (refused, identity) = await authenticator.AuthenticateUpgradeAsync(request, context.RequestAborted);
+        if (refused)
+        {
+            await ChatAuthenticator.RefuseAsync(context);
+            return;
+        }
+
+        if (!factory.TryReserve())
+        {
+            ConnectionLog.ConnectionLimitReached(logger, options.Value.MaxConnections);
+            context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
         }
 
         try
@@ -53,7 +63,7 @@ internal static class ChatSocketEndpoint
             var socket = await context.WebSockets.AcceptWebSocketAsync();
             var wire = context.Features.Get<CloseLastStream>()
                 ?? throw new InvalidOperationException("The WebSocket was not accepted through UseChatWebSockets().");
-            await factory.RunAsync(factory.CreateManaged(socket, wire), identity, context.RequestAborted);
+            await factory.RunAsync(socket, wire, identity, context.RequestAborted);
         }
         finally
         {

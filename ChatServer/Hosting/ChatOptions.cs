@@ -70,13 +70,6 @@ public sealed class ChatOptions
     /// </summary>
     public string[] AllowedOrigins { get; set; } = [];
 
-    /// <summary>
-    /// Whether a fresh connection's WebSocket upgrade to the chat path is answered at the connection level and framed by
-    /// the server itself (the default: lighter per socket and per delivery; docs/benchmarks.md), or left to ASP.NET
-    /// Core's WebSocket behind the HTTP pipeline (what every other upgrade uses anyway). Same protocol either way.
-    /// </summary>
-    public bool DirectWebSockets { get; set; } = true;
-
     /// <summary>Whether upgrades without an <c>Origin</c> header (wscat, other non-browser clients) are accepted.</summary>
     public bool AllowRequestsWithoutOrigin { get; set; } = true;
 }

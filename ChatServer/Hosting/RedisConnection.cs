@@ -14,29 +14,11 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
 {
     private ConnectionMultiplexer? _multiplexer;
 
-    // The server's own connections (RedisSubscriber), one per share of the rooms: a room always uses the same one, for
-    // its subscription and its appends, so its reply and its message arrive on one socket. Empty: the library serves.
-    private RedisSubscriber[] _direct = [];
-    private bool _directSubscriptions;
-    private bool _directCommands;
-
-    /// <summary>How many own connections when <see cref="RedisOptions.DirectConnections"/> is 0: one per two cores, 1 to 8.</summary>
-    internal static int DefaultDirectConnections => Math.Min(ChatServerRegistration.PerTwoCores, 8);
-
     public string? Configuration { get; } = options.Value.EffectiveConfiguration();
 
     public bool IsConfigured => Configuration is not null;
 
-    public bool IsConnected => _multiplexer?.IsConnected == true && _direct.All(d => d.IsConnected);
-
-    /// <summary>The own connection <paramref name="room"/>'s channel is subscribed on, or null (the library's).</summary>
-    public RedisSubscriber? SubscriberFor(string room) => _directSubscriptions ? DirectFor(room) : null;
-
-    /// <summary>The own connection <paramref name="room"/>'s appends run on, or null (the library's).</summary>
-    public RedisSubscriber? CommandsFor(string room) => _directCommands ? DirectFor(room) : null;
-
-    private RedisSubscriber DirectFor(string room) =>
-        _direct[(int)((uint)StringComparer.Ordinal.GetHashCode(room) % (uint)_direct.Length)];
+    public bool IsConnected => _multiplexer?.IsConnected == true;
 
     /// <summary>
     /// Raised when a connection to Redis is re-established. Pub/sub is at-most-once: whatever was published while the
@@ -59,6 +41,14 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "chatserver";
+        // RESP2 keeps subscriptions on a connection of their own: Redis cutting off a subscriber that fell behind
+        // (client-output-buffer-limit pubsub) must not fail the appends, which the history then repairs from.
+        configuration.Protocol = RedisProtocol.Resp2;
+        if (!string.IsNullOrWhiteSpace(options.Value.TrustedCaCertificate))
+        {
+            configuration.TrustIssuer(options.Value.TrustedCaCertificate);
+        }
+
         _multiplexer = await ConnectionMultiplexer.ConnectAsync(configuration).WaitAsync(cancellationToken);
         _multiplexer.ConnectionFailed += (_, e) => RedisLog.ConnectionFailed(logger, e.ConnectionType, e.EndPoint?.ToString(), e.Exception);
         _multiplexer.ConnectionRestored += (_, e) =>
@@ -67,50 +57,12 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
             Restored?.Invoke();
         };
         RedisLog.UsingRedis(logger, string.Join(", ", configuration.EndPoints.Select(e => e.ToString())), _multiplexer.IsConnected);
-        // The server's own connection (RedisSubscriber): room subscriptions, and, on Redis 6+ (RESP3) without a Cluster,
-        // the append script too, so the sender's reply and its room's message arrive on one socket and one thread.
-        var server = _multiplexer.IsConnected ? _multiplexer.GetServer(configuration.EndPoints[0]) : null;
-        var subscriptions = RedisSubscriber.IsUsable(configuration, options.Value);
-        var commands = RedisSubscriber.CanRunCommands(configuration, options.Value, server?.ServerType, server?.Version);
-        if (subscriptions || commands)
-        {
-            // Rooms spread over these connections (and threads). By default one per two cores, up to 8: a thread's
-            // deliveries can use a core while the socket event loops take the clients' frames on the other, and on the
-            // one or two cores of a Cloud Run instance one thread takes the pushes of every room, more per read and
-            // fewer wake-ups (Redis__DirectConnections; docs/benchmarks.md, issue 11 round 5).
-            var count = options.Value.DirectConnections > 0 ? options.Value.DirectConnections : DefaultDirectConnections;
-            _direct = [.. Enumerable.Range(0, count).Select(_ => RedisSubscriber.Start(configuration, logger, resp3: commands, batchSends: options.Value.BatchSends,
-                batchWindow: TimeSpan.FromMilliseconds(options.Value.BatchWindowMs)))];
-            (_directSubscriptions, _directCommands) = (subscriptions, commands);
-            if (subscriptions)
-            {
-                foreach (var direct in _direct)
-                {
-                    direct.Restored += () => Restored?.Invoke();
-                }
-
-                RedisLog.UsingOwnSubscriber(logger, count);
-            }
-
-            if (commands)
-            {
-                RedisLog.UsingOwnCommands(logger);
-            }
-
-            // Ready means every connection is up: wait for ours as the library waited for its own (Redis down: not long).
-            await Task.WhenAny(Task.WhenAll(_direct.Select(d => d.Connected)), Task.Delay(configuration.ConnectTimeout, cancellationToken));
-        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var direct in _direct)
-        {
-            direct.Dispose();
-        }
-
         if (_multiplexer is not null)
         {
             await _multiplexer.DisposeAsync();

@@ -8,7 +8,4 @@ internal interface IFrameSink
 
     /// <summary>Queues one text frame; never blocks (a sink that cannot keep up closes itself).</summary>
     bool TryEnqueue(ReadOnlyMemory<byte> frame);
-
-    /// <summary>Queues a frame that every member of a room gets, framed once for all of them.</summary>
-    bool TryEnqueue(SharedFrame frame);
 }

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
-using System.Text;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -95,11 +93,6 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         return {epoch, head, first, items}
         """;
 
-    // Redis names cached scripts by their SHA-1 (EVALSHA); nothing here depends on it being collision-proof.
-#pragma warning disable CA5350
-    private static readonly string AppendScriptSha = Convert.ToHexStringLower(SHA1.HashData(Encoding.UTF8.GetBytes(AppendScript)));
-#pragma warning restore CA5350
-
     private readonly int _historyLength = options.Value.HistoryLength;
     private readonly long _ttlMs = (long)options.Value.HistoryTtl.TotalMilliseconds;
 
@@ -109,14 +102,6 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     {
         var started = Stopwatch.GetTimestamp();
         var candidate = Epochs.New();
-        if (connection.CommandsFor(room) is { } commands)
-        {
-            var appended = await AppendDirectAsync(commands, room, openJson, candidate, seen);
-            metrics.ScriptCompleted(started);
-            return appended;
-        }
-
-        // The same keys and arguments as AppendCommand, in the same order.
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
             [keys.Meta(room), keys.History(room)],
             [openJson, _historyLength, candidate, keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs]));
@@ -124,30 +109,6 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         var parts = (RedisResult[])result!;
         return ((long)parts[0], (string)parts[1]!);
     }
-
-    /// <summary>The append on the server's own command connection: <c>EVALSHA</c>, and <c>EVAL</c> once if Redis lost the script.</summary>
-    private async Task<(long Seq, string Epoch)> AppendDirectAsync(RedisSubscriber commands, string room, byte[] openJson, string candidate, LogMark? seen)
-    {
-        var reply = await commands.ExecuteAsync(AppendCommand("EVALSHA", AppendScriptSha, room, openJson, candidate, seen));
-        if (reply.IsError && reply.Text!.StartsWith("NOSCRIPT", StringComparison.Ordinal))
-        {
-            reply = await commands.ExecuteAsync(AppendCommand("EVAL", AppendScript, room, openJson, candidate, seen));
-        }
-
-        return reply is { Type: '*', Items: [{ Type: ':' } seq, { Type: '$', Bytes: { } epoch }] }
-            ? (seq.Integer, Encoding.UTF8.GetString(epoch))
-            : throw new StoreUnavailableException($"Redis did not append the message: {reply}");
-    }
-
-    /// <summary>
-    /// <c>EVAL</c>/<c>EVALSHA</c> of the append script with the keys and arguments the client library's path sends
-    /// (<see cref="AppendAsync"/>), written straight into the command: once per message, where boxing them as the
-    /// library's values and converting each back to bytes cost ~6 % of the socket event loop (issue 11).
-    /// </summary>
-    private RespCommand AppendCommand(string command, string script, string room, byte[] openJson, string candidate, LogMark? seen) =>
-        new RespCommand(command).Add(script).Add(2).Add(keys.Meta(room).ToString()).Add(keys.History(room).ToString())
-            .Add(openJson).Add(_historyLength).Add(candidate).Add(keys.Channel(room).ToString()).Add(keys.PublishCommand)
-            .Add(seen?.Epoch ?? "").Add(seen?.Seq ?? 0).Add(_ttlMs);
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
         ReadAsync(room, LogRead.Latest, 0, count, cancellationToken, seen);

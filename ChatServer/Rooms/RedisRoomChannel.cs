@@ -4,9 +4,8 @@ using StackExchange.Redis;
 namespace ChatServer.Rooms;
 
 /// <summary>
-/// Room channels on Redis pub/sub (sharded on a Cluster): at most once. Subscriptions go to the server's own
-/// <see cref="RedisSubscriber"/> where it can serve; otherwise each goes through a <see cref="ChannelMessageQueue"/>,
-/// whose handler runs one message at a time, in arrival order. Publishing always goes through the client library.
+/// Room channels on Redis pub/sub (sharded on a Cluster): at most once. Each subscription is a
+/// <see cref="ChannelMessageQueue"/>, whose handler runs one message at a time, in arrival order.
 /// </summary>
 internal sealed class RedisRoomChannel : IRoomChannel
 {
@@ -25,11 +24,6 @@ internal sealed class RedisRoomChannel : IRoomChannel
 
     public async Task<IAsyncDisposable> SubscribeAsync(string room, Action<ReadOnlyMemory<byte>> onEntry, CancellationToken cancellationToken)
     {
-        if (_connection.SubscriberFor(room) is { } subscriber)
-        {
-            return await subscriber.SubscribeAsync(_keys.Channel(room).ToString(), onEntry, cancellationToken);
-        }
-
         var queue = await RedisCalls.Run(() => _connection.Multiplexer.GetSubscriber().SubscribeAsync(_keys.Channel(room)).WaitAsync(cancellationToken));
         queue.OnMessage(message => onEntry((byte[])message.Message!));
         return new Subscription(queue, room, _logger);

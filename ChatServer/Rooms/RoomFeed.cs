@@ -558,20 +558,18 @@ internal sealed class RoomFeed : IAsyncDisposable
 
     private void Notify(in RoomEntry notification)
     {
-        var frame = new SharedFrame(notification.Json);
         foreach (var member in Volatile.Read(ref _members))
         {
-            member.Deliver(notification, frame);
+            member.Deliver(notification);
         }
     }
 
     private void Deliver(RoomEntry message)
     {
         _metrics.MessageFannedOut(message.Json.Span);
-        var frame = new SharedFrame(message.Json);
         foreach (var member in Volatile.Read(ref _members))
         {
-            member.Deliver(message, frame);
+            member.Deliver(message);
         }
 
         (_last, _delivered) = (message.Seq, _delivered + 1);
@@ -588,7 +586,7 @@ internal sealed class RoomFeed : IAsyncDisposable
 
     private void Broadcast(GapFrame gap)
     {
-        var json = new SharedFrame(JsonSerializer.SerializeToUtf8Bytes(gap, ChatJsonContext.Wire.GapFrame));
+        var json = JsonSerializer.SerializeToUtf8Bytes(gap, ChatJsonContext.Wire.GapFrame);
         foreach (var member in Volatile.Read(ref _members))
         {
             member.Send(json);

@@ -10,7 +10,7 @@ internal sealed class RoomMember(IFrameSink sink, string room)
 
     public string Room { get; } = room;
 
-    /// <summary>Sends a frame meant for this member alone (its ack).</summary>
+    /// <summary>Sends a frame outside the room's sequence (its ack, a gap).</summary>
     public void Send(ReadOnlyMemory<byte> frame)
     {
         if (!_left)
@@ -19,27 +19,15 @@ internal sealed class RoomMember(IFrameSink sink, string room)
         }
     }
 
-    /// <summary>Sends a frame every member gets (a gap).</summary>
-    public void Send(SharedFrame frame)
-    {
-        if (!_left)
-        {
-            sink.TryEnqueue(frame);
-        }
-    }
-
-    /// <summary>
-    /// Called by the feed, one entry at a time in order; only enqueues, never blocks. <paramref name="frame"/> is the
-    /// entry's JSON, shared by every member (framed once).
-    /// </summary>
-    public void Deliver(in RoomEntry entry, SharedFrame frame)
+    /// <summary>Called by the feed, one entry at a time in order; only enqueues, never blocks.</summary>
+    public void Deliver(in RoomEntry entry)
     {
         if (_left || (entry.Kind == RoomEntryKind.Notification && string.Equals(entry.Origin, sink.Id, StringComparison.Ordinal)))
         {
             return;   // left, or its own notification ("every other connection")
         }
 
-        sink.TryEnqueue(frame);
+        sink.TryEnqueue(entry.Json);
     }
 
     /// <summary>Stops all delivery at once (the connection is leaving, moving or closing).</summary>
