@@ -19,12 +19,16 @@ internal static class LoadTestProgram
           --server-dll PATH     the ChatServer.dll to start with dotnet (default: ChatServer/bin/<config>/net10.0/ChatServer.dll)
           --server-exe PATH     a native ChatServer executable to start instead (the Native AOT publish output)
           --aot                 publish the server as the Dockerfile does (Native AOT) into ChatServer/bin/aot and start that
-          --in-process          start our servers without Redis (in-process bus); the peer still gets the Redis
+          --in-process          start our servers without Redis (in-process bus); the peers still get the Redis
           --server-env K=V      extra environment for started servers (repeatable), e.g. DOTNET_gcServer=0
           --out FILE            JSON results (default: loadtest-<mode>-<time>.json)
-          --peer                then the same scenario against the Node peer (../shared/peers/node-ws-chat, laid out in a
-                                temporary folder and installed with npm ci), same Redis, and the ratios; needs --start-servers
-          --peer-dir DIR        the peer's folder
+          --peers node,bun      then the same scenario against these peers, one after the other, on the same Redis, and the
+                                ratios of ours against each; needs --start-servers. node: ../shared/peers/node-ws-chat (ws +
+                                ioredis, run with node); bun: ../shared/peers/bun-chat (Bun.serve + Bun.RedisClient, run with
+                                the bun its lock file installs). Each is laid out in a temporary folder and npm ci'd once.
+          --peer                every peer: --peers node,bun
+          --node-dir DIR        the Node peer's folder (--peer-dir: the same)
+          --bun-dir DIR         the Bun peer's folder
         fanout:
           --rooms R (10) --members M (20) --rate MSG_PER_S (2500) --duration S (20) --drain S (5)
           --warmup S (10)       an unmeasured run at the first rate first, so JIT tiering is not billed to the figures
@@ -38,7 +42,7 @@ internal static class LoadTestProgram
                                 each room filled to L; with --url: one length, the server's own HistoryLength
           --samples N (200)     timed round trips of each read: newest page of 50, a middle page, a 5-message catch-up
         coldstart (process start to the first 200 from /readyz; one instance at a time; one uncounted warm-up start each):
-          --runs N (7)          start and stop ours N times (with --peer: ours, then the peer, N times, alternating)
+          --runs N (7)          start and stop ours N times (with peers: ours, then each peer, N times, alternating)
         rooms (a flood of room names: server RSS, Redis used_memory and keys before, after, and after everyone left):
           --rooms R (20000)     distinct rooms visited, each by one sign-in that moves a connection there (leaving the last)
           --clients C (16) --messages-per-room M (1) --settle S (5)
@@ -82,9 +86,10 @@ internal static class LoadTestProgram
             return await RunRoomsAsync(args, options, server, processes, urls, pids, output, cancel.Token);
         }
 
-        if (options.Peer && options.StartServers == 0)
+        var peers = options.Peers;
+        if (peers.Count > 0 && options.StartServers == 0)
         {
-            await Console.Error.WriteLineAsync("--peer needs --start-servers N: both implementations are started here, one after the other.");
+            await Console.Error.WriteLineAsync("--peer/--peers needs --start-servers N: every implementation is started here, one after the other.");
             return 2;
         }
 
@@ -115,16 +120,23 @@ internal static class LoadTestProgram
         await output.WriteLineAsync("== ChatServer ==");
         await RunScenarioAsync(mode, options, urls, pids, report.Ours, output, cancel.Token);
 
-        if (options.Peer)
+        if (peers.Count > 0)
         {
-            // Same Redis, same tool, same scenario, right after ours; ours is stopped first so the peer has the cores.
-            await processes.StopServersAsync();
-            await processes.StartPeersAsync(options.StartServers, options.PeerDirectory, cancel.Token);
-            report.Peer = new ScenarioReport { Server = "node-ws-chat", ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)] };
-            await output.WriteLineAsync("== node-ws-chat (peer) ==");
-            await RunScenarioAsync(mode, options, [.. processes.Servers.Select(s => s.Url)], [.. processes.Servers.Select(s => s.ProcessId)],
-                report.Peer, output, cancel.Token);
-            PrintRatios(output, report.Ours, report.Peer);
+            report.Peers = [];
+            foreach (var peer in peers)
+            {
+                // Same Redis, same tool, same scenario, right after ours (and the peer before); the previous
+                // implementation is stopped first so this one has the cores.
+                await processes.StopServersAsync();
+                await processes.StartPeersAsync(options.StartServers, peer, cancel.Token);
+                var peerReport = new ScenarioReport { Server = peer.Name, ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)] };
+                report.Peers.Add(peerReport);
+                await output.WriteLineAsync($"== {peer.Name} (peer) ==");
+                await RunScenarioAsync(mode, options, [.. processes.Servers.Select(s => s.Url)], [.. processes.Servers.Select(s => s.ProcessId)],
+                    peerReport, output, cancel.Token);
+            }
+
+            PrintRatios(output, report.Ours, report.Peers);
         }
 
         await WriteReportAsync(args, options, report, output, cancel.Token);
@@ -133,13 +145,14 @@ internal static class LoadTestProgram
 
     /// <summary>
     /// Cold start alone: one instance at a time is started, timed to its first 200 from <c>/readyz</c>, and stopped;
-    /// with <c>--peer</c> the peer is started right after each of ours, so both see the same machine load.
+    /// with peers, each peer is started right after each of ours, so all see the same machine load.
     /// </summary>
     private static async Task<int> ColdStartsAsync(Options options, string server, LocalProcesses processes, TextWriter output,
         string[] args, CancellationToken cancellationToken)
     {
         await processes.StartRedisAsync(cancellationToken);
         var redis = options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}";
+        var peers = options.Peers;
         var report = new LoadTestReport
         {
             Mode = "coldstart",
@@ -147,10 +160,11 @@ internal static class LoadTestProgram
             Machine = MachineInfo.Describe(),
             StartedAt = DateTimeOffset.UtcNow,
             Ours = new ScenarioReport { Server = $"ChatServer ({Path.GetFileName(server)}, {(redis is null ? "in-process" : "Redis")})" },
-            Peer = options.Peer ? new ScenarioReport { Server = "node-ws-chat (Redis)" } : null,
+            Peers = peers.Count > 0 ? [.. peers.Select(p => new ScenarioReport { Server = $"{p.Name} (Redis)" })] : null,
         };
 
-        await output.WriteLineAsync($"cold start of {server}, {options.Runs} runs{(options.Peer ? ", each followed by the peer" : "")}");
+        await output.WriteLineAsync(
+            $"cold start of {server}, {options.Runs} runs{(peers.Count > 0 ? $", each followed by {string.Join(", then ", peers.Select(p => p.Name))}" : "")}");
         // One start of each, not counted: the first requests of this tool's own HTTP client are JIT-compiled, which
         // would be billed to whichever server is first.
         for (var run = -1; run < options.Runs; run++)
@@ -167,12 +181,12 @@ internal static class LoadTestProgram
             }
 
             await processes.StopServersAsync();
-            if (report.Peer is not null)
+            for (var i = 0; i < peers.Count; i++)
             {
-                await processes.StartPeersAsync(1, options.PeerDirectory, cancellationToken);
+                await processes.StartPeersAsync(1, peers[i], cancellationToken);
                 if (run >= 0)
                 {
-                    report.Peer.ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
+                    report.Peers![i].ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
                 }
 
                 await processes.StopServersAsync();
@@ -182,16 +196,16 @@ internal static class LoadTestProgram
         output.WriteLine();
         output.WriteLine("| server | runs ms | median ms | min–max ms |");
         output.WriteLine("|---|---|---:|---:|");
-        foreach (var scenario in new[] { report.Ours, report.Peer }.OfType<ScenarioReport>())
+        foreach (var scenario in (IEnumerable<ScenarioReport>)[report.Ours, .. report.Peers ?? []])
         {
             var runs = scenario.ColdStartsMs;
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {scenario.Server} | {string.Join(", ", runs.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} | {Median(runs):F0} | {runs.Min():F0}–{runs.Max():F0} |"));
         }
 
-        if (report.Peer is not null)
+        if (report.Peers is { } peerReports)
         {
-            PrintRatios(output, report.Ours, report.Peer);
+            PrintRatios(output, report.Ours, peerReports);
         }
 
         await WriteReportAsync(args, options, report, output, cancellationToken);
@@ -242,34 +256,47 @@ internal static class LoadTestProgram
         }
     }
 
-    /// <summary>Ours against the peer, each ratio oriented so that above 1 means ours is ahead.</summary>
-    private static void PrintRatios(TextWriter output, ScenarioReport ours, ScenarioReport peer)
+    /// <summary>
+    /// Ours against each peer, one row per figure: ours, then per peer its figure and the ratio, oriented so that above 1
+    /// means ours is ahead. A row is left out when ours lacks the figure; a peer's cells are "–" when it lacks it.
+    /// </summary>
+    private static void PrintRatios(TextWriter output, ScenarioReport ours, IReadOnlyList<ScenarioReport> peers)
     {
         output.WriteLine();
-        output.WriteLine("| figure | ChatServer | node-ws-chat | ratio (> 1: ChatServer ahead) |");
-        output.WriteLine("|---|---:|---:|---:|");
-        void Row(string figure, double? a, double? b, bool higherIsBetter, string format)
+        output.WriteLine("Ratios of ours against each peer (> 1: ours ahead):");
+        output.WriteLine();
+        output.WriteLine($"| figure | {ours.Server} |{string.Concat(peers.Select(p => $" {p.Server} | ratio |"))}");
+        output.WriteLine($"|---|---:|{string.Concat(peers.Select(_ => "---:|---:|"))}");
+        void Row(string figure, double? a, Func<ScenarioReport, double?> peerFigure, bool higherIsBetter, string format)
         {
-            if (a is not { } x || b is not { } y || x <= 0 || y <= 0)
+            if (a is not { } x || x <= 0)
             {
                 return;
             }
 
-            var ratio = higherIsBetter ? x / y : y / x;
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {figure} | {x.ToString(format, CultureInfo.InvariantCulture)} | {y.ToString(format, CultureInfo.InvariantCulture)} | {ratio:F2} |"));
+            var cells = peers.Select(peer => peerFigure(peer) is { } y && y > 0
+                ? string.Create(CultureInfo.InvariantCulture, $" {y.ToString(format, CultureInfo.InvariantCulture)} | {(higherIsBetter ? x / y : y / x):F2} |")
+                : " – | – |").ToList();
+            if (cells.All(c => c == " – | – |"))
+            {
+                return;
+            }
+
+            output.WriteLine($"| {figure} | {x.ToString(format, CultureInfo.InvariantCulture)} |{string.Concat(cells)}");
         }
 
-        foreach (var (a, b) in ours.Fanout.Zip(peer.Fanout))
+        foreach (var a in ours.Fanout)
         {
-            Row($"deliveries per server CPU-second at {a.Rate:F0} msg/s", a.DeliveriesPerServerCpuSecond, b.DeliveriesPerServerCpuSecond, true, "F0");
-            Row($"p99 latency ms at {a.Rate:F0} msg/s", a.LatencyP99Ms, b.LatencyP99Ms, false, "F1");
+            // Matched by rate: a sweep can stop at a different step for each implementation.
+            FanoutResult? At(ScenarioReport peer) => peer.Fanout.FirstOrDefault(b => b.Rate == a.Rate);
+            Row($"deliveries per server CPU-second at {a.Rate:F0} msg/s", a.DeliveriesPerServerCpuSecond, p => At(p)?.DeliveriesPerServerCpuSecond, true, "F0");
+            Row($"p99 latency ms at {a.Rate:F0} msg/s", a.LatencyP99Ms, p => At(p)?.LatencyP99Ms, false, "F1");
         }
 
-        Row("highest passing rate msg/s", ours.HighestPassingRate, peer.HighestPassingRate, true, "F0");
-        Row("RSS KiB per idle signed-in connection", ours.Idle?.ServerKiBPerConnection, peer.Idle?.ServerKiBPerConnection, false, "F2");
-        Row("at rest: % of a core, idle connections", ours.Idle?.AtRestCpuPercentOfCore, peer.Idle?.AtRestCpuPercentOfCore, false, "F2");
-        Row("cold start ms (median)", Median(ours.ColdStartsMs), Median(peer.ColdStartsMs), false, "F0");
+        Row("highest passing rate msg/s", ours.HighestPassingRate, p => p.HighestPassingRate, true, "F0");
+        Row("RSS KiB per idle signed-in connection", ours.Idle?.ServerKiBPerConnection, p => p.Idle?.ServerKiBPerConnection, false, "F2");
+        Row("at rest: % of a core, idle connections", ours.Idle?.AtRestCpuPercentOfCore, p => p.Idle?.AtRestCpuPercentOfCore, false, "F2");
+        Row("cold start ms (median)", Median(ours.ColdStartsMs), p => Median(p.ColdStartsMs), false, "F0");
     }
 
     private static double? Median(List<double> values) =>

@@ -2,7 +2,7 @@ using System.Text.Json.Serialization;
 
 namespace ChatServer.LoadTest;
 
-/// <summary>The JSON result file: what ran, where, and every figure; with <c>--peer</c>, the peer's beside ours.</summary>
+/// <summary>The JSON result file: what ran, where, and every figure; with <c>--peer</c>/<c>--peers</c>, each peer's beside ours.</summary>
 internal sealed class LoadTestReport
 {
     public required string Mode { get; init; }
@@ -15,7 +15,8 @@ internal sealed class LoadTestReport
 
     public required ScenarioReport Ours { get; init; }
 
-    public ScenarioReport? Peer { get; set; }
+    /// <summary>The peers' figures, in the order they ran (<see cref="ScenarioReport.Server"/> names each); null without peers.</summary>
+    public List<ScenarioReport>? Peers { get; set; }
 }
 
 /// <summary>One server implementation's figures for the scenario.</summary>

@@ -8,7 +8,7 @@ namespace ChatServer.LoadTest;
 
 /// <summary>
 /// What the tool started itself: a <c>redis-server</c> on a free loopback port, ChatServer instances (the built
-/// <c>ChatServer.dll</c> under <c>dotnet</c>, or a native executable such as the Native AOT publish output) and, for <c>--peer</c>, instances of the Node peer; each a child process stopped by its process
+/// <c>ChatServer.dll</c> under <c>dotnet</c>, or a native executable such as the Native AOT publish output) and, for <c>--peer</c>, instances of the Node and Bun peers; each a child process stopped by its process
 /// id when the run ends (or when <see cref="StopServersAsync"/> makes room for the next implementation).
 /// </summary>
 internal sealed class LocalProcesses : IAsyncDisposable
@@ -16,7 +16,7 @@ internal sealed class LocalProcesses : IAsyncDisposable
     private readonly List<Process> _started = [];
     private readonly List<string> _temporaryFolders = [];
     private readonly TextWriter _log;
-    private string? _peerDirectory;
+    private readonly Dictionary<string, LaidOutPeer> _peers = [];
 
     public LocalProcesses(TextWriter log) => _log = log;
 
@@ -115,23 +115,36 @@ internal sealed class LocalProcesses : IAsyncDisposable
     }
 
     /// <summary>
-    /// Lays the Node peer out in a temporary folder (its source folder may be read-only), installs it with
-    /// <c>npm ci</c> from its lock file, and starts <paramref name="count"/> instances on this tool's Redis, all at once.
+    /// Lays <paramref name="peer"/> out in a temporary folder (its source folder may be read-only), installs it with
+    /// <c>npm ci</c> from its lock file (once per run), and starts <paramref name="count"/> instances on this tool's
+    /// Redis, all at once: the Node peer with <c>node server.js</c>, the Bun peer with the <c>bun</c> binary its own
+    /// install brought (<see cref="LayOutPeerAsync"/>).
     /// </summary>
-    public async Task StartPeersAsync(int count, string peerDirectory, CancellationToken cancellationToken)
+    public async Task StartPeersAsync(int count, PeerServer peer, CancellationToken cancellationToken)
     {
-        _peerDirectory ??= await LayOutPeerAsync(peerDirectory, cancellationToken);
+        if (!_peers.TryGetValue(peer.Key, out var laidOut))
+        {
+            laidOut = await LayOutPeerAsync(peer, cancellationToken);
+            _peers[peer.Key] = laidOut;
+        }
+
         var pending = new List<Task<StartedServer>>();
         for (var i = 0; i < count; i++)
         {
             var port = FreePort();
-            var info = new ProcessStartInfo("node") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            info.ArgumentList.Add(Path.Combine(_peerDirectory, "server.js"));
+            var info = new ProcessStartInfo(laidOut.Executable)
+            {
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                WorkingDirectory = laidOut.Directory,
+            };
+            info.ArgumentList.Add(Path.Combine(laidOut.Directory, "server.js"));
             info.Environment["PORT"] = Invariant(port);
             info.Environment["HOST"] = "127.0.0.1";
             info.Environment["REDIS_URL"] = $"redis://127.0.0.1:{RedisPort}";
             info.Environment["HISTORY_LENGTH"] = "100";   // ChatServer's default Chat:HistoryLength
-            pending.Add(StartAndWaitUntilReadyAsync(info, port, "node peer", cancellationToken));
+            pending.Add(StartAndWaitUntilReadyAsync(info, port, $"{peer.Name} peer", cancellationToken));
         }
 
         Servers.AddRange(await Task.WhenAll(pending));
@@ -156,14 +169,16 @@ internal sealed class LocalProcesses : IAsyncDisposable
         Servers.Clear();
     }
 
-    private async Task<string> LayOutPeerAsync(string source, CancellationToken cancellationToken)
+    private async Task<LaidOutPeer> LayOutPeerAsync(PeerServer peer, CancellationToken cancellationToken)
     {
+        var source = peer.Directory;
         if (!File.Exists(Path.Combine(source, "server.js")) || !File.Exists(Path.Combine(source, "package-lock.json")))
         {
-            throw new InvalidOperationException($"No Node peer at {source} (server.js and package-lock.json); give --peer-dir.");
+            throw new InvalidOperationException(
+                $"No {peer.Name} peer at {source} (server.js and package-lock.json); give --{peer.Key}-dir.");
         }
 
-        var target = Directory.CreateTempSubdirectory("chat-peer-").FullName;
+        var target = Directory.CreateTempSubdirectory($"chat-peer-{peer.Key}-").FullName;
         _temporaryFolders.Add(target);
         foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
         {
@@ -177,8 +192,59 @@ internal sealed class LocalProcesses : IAsyncDisposable
             File.Copy(file, Path.Combine(target, relative));
         }
 
-        var info = new ProcessStartInfo("npm") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = target };
-        foreach (var arg in new[] { "ci", "--no-audit", "--no-fund", "--loglevel=error" })
+        await NpmAsync(target, ["ci", "--no-audit", "--no-fund", "--loglevel=error"], peer, cancellationToken);
+        var executable = peer.Runtime == PeerRuntime.Node ? "node" : await BunExecutableAsync(target, peer, cancellationToken);
+        await _log.WriteLineAsync($"{peer.Name} peer laid out in {target} (npm ci done), started with {executable}");
+        return new LaidOutPeer(target, executable);
+    }
+
+    /// <summary>
+    /// The Bun binary of the peer's own install: <c>node_modules/.bin/bun</c>, which bun's postinstall makes the real
+    /// executable (so the process id read for CPU and RSS is Bun's, not a launcher's). Without AVX2 that build does not
+    /// run and the same version's <c>-baseline</c> package is added.
+    /// </summary>
+    private async Task<string> BunExecutableAsync(string folder, PeerServer peer, CancellationToken cancellationToken)
+    {
+        var modules = Path.Combine(folder, "node_modules");
+        string[] candidates = [Path.Combine(modules, ".bin", "bun"), Path.Combine(modules, "@oven", "bun-linux-x64", "bin", "bun")];
+        if (OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo")
+            && !(await File.ReadAllTextAsync("/proc/cpuinfo", cancellationToken)).Contains(" avx2", StringComparison.Ordinal))
+        {
+            using var package = System.Text.Json.JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(modules, "bun", "package.json"), cancellationToken));
+            var version = package.RootElement.GetProperty("version").GetString();
+            await _log.WriteLineAsync($"no AVX2 on this CPU: adding @oven/bun-linux-x64-baseline@{version} to the {peer.Name} peer");
+            await NpmAsync(folder, ["install", "--no-save", "--no-audit", "--no-fund", "--loglevel=error", $"@oven/bun-linux-x64-baseline@{version}"],
+                peer, cancellationToken);
+            candidates = [Path.Combine(modules, "@oven", "bun-linux-x64-baseline", "bin", "bun")];
+        }
+
+        foreach (var candidate in candidates)
+        {
+            if (IsElf(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new InvalidOperationException($"No Bun executable in {modules} after npm ci (looked at {string.Join(", ", candidates)}).");
+    }
+
+    private static bool IsElf(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+
+        using var file = File.OpenRead(path);
+        Span<byte> magic = stackalloc byte[4];
+        return file.ReadAtLeast(magic, 4, throwOnEndOfStream: false) == 4 && magic.SequenceEqual("\u007FELF"u8);
+    }
+
+    private static async Task NpmAsync(string folder, string[] arguments, PeerServer peer, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo("npm") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = folder };
+        foreach (var arg in arguments)
         {
             info.ArgumentList.Add(arg);
         }
@@ -189,11 +255,8 @@ internal sealed class LocalProcesses : IAsyncDisposable
         await npm.WaitForExitAsync(cancellationToken);
         if (npm.ExitCode != 0)
         {
-            throw new InvalidOperationException($"npm ci for the peer failed ({npm.ExitCode}): {await errors}");
+            throw new InvalidOperationException($"npm {arguments[0]} for the {peer.Name} peer failed ({npm.ExitCode}): {await errors}");
         }
-
-        await _log.WriteLineAsync($"node peer laid out in {target} (npm ci done)");
-        return target;
     }
 
     private async Task<StartedServer> StartAndWaitUntilReadyAsync(ProcessStartInfo info, int port, string name, CancellationToken cancellationToken)
@@ -324,3 +387,6 @@ internal sealed class LocalProcesses : IAsyncDisposable
 }
 
 internal sealed record StartedServer(int ProcessId, Uri Url, double ColdStartMs);
+
+/// <summary>A peer copied to <paramref name="Directory"/> and installed there; started as <c>Executable server.js</c>.</summary>
+internal sealed record LaidOutPeer(string Directory, string Executable);

@@ -41,10 +41,24 @@ internal sealed class Options
 
     public bool Sweep { get; private set; }
 
-    /// <summary>Run the same scenario against the Node peer right after ours, on the same Redis, and print the ratios.</summary>
-    public bool Peer { get; private set; }
+    /// <summary>
+    /// The peers (<see cref="PeerServer.Keys"/>) that run the same scenario right after ours, one after the other, on the
+    /// same Redis, with the ratios of ours against each: <c>--peers node,bun</c>; <c>--peer</c> is every peer.
+    /// </summary>
+    public List<string> PeerKeys { get; } = [];
 
-    public string PeerDirectory { get; private set; } = DefaultPeerDirectory();
+    /// <summary>The Node peer's folder (<c>--node-dir</c>, or its old name <c>--peer-dir</c>).</summary>
+    public string NodePeerDirectory { get; private set; } = DefaultPeerDirectory("node-ws-chat");
+
+    public string BunPeerDirectory { get; private set; } = DefaultPeerDirectory("bun-chat");
+
+    /// <summary>The peers to run after ours, in <c>--peers</c> order (empty: ours alone).</summary>
+    public IReadOnlyList<PeerServer> Peers => [.. PeerKeys.Select(key => key switch
+    {
+        "node" => PeerServer.Node(NodePeerDirectory),
+        "bun" => PeerServer.Bun(BunPeerDirectory),
+        _ => throw new ArgumentException($"Unknown peer {key}."),
+    })];
 
     public double Step { get; private set; } = 1.25;
 
@@ -87,7 +101,7 @@ internal sealed class Options
 
             if (name == "--peer")
             {
-                options.Peer = true;
+                options.SetPeers(PeerServer.Keys);
                 continue;
             }
 
@@ -134,7 +148,9 @@ internal sealed class Options
                 case "--source-addresses": options.SourceAddresses = Int(value); break;
                 case "--settle": options.Settle = Double(value); break;
                 case "--at-rest": options.AtRest = Double(value); idle = true; break;
-                case "--peer-dir": options.PeerDirectory = Path.GetFullPath(value); break;
+                case "--peers": options.SetPeers(value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)); break;
+                case "--node-dir" or "--peer-dir": options.NodePeerDirectory = Path.GetFullPath(value); break;
+                case "--bun-dir": options.BunPeerDirectory = Path.GetFullPath(value); break;
                 case "--history-lengths": options.HistoryLengths.AddRange(value.Split(',').Select(Int)); break;
                 case "--samples": options.Samples = Int(value); break;
                 case "--clients": options.Clients = Int(value); break;
@@ -152,6 +168,28 @@ internal sealed class Options
         return options;
     }
 
+    private void SetPeers(IEnumerable<string> keys)
+    {
+        PeerKeys.Clear();
+        foreach (var key in keys)
+        {
+            if (!PeerServer.Keys.Contains(key))
+            {
+                throw new ArgumentException($"Unknown peer {key} in --peers (known: {string.Join(", ", PeerServer.Keys)}).");
+            }
+
+            if (!PeerKeys.Contains(key))
+            {
+                PeerKeys.Add(key);
+            }
+        }
+
+        if (PeerKeys.Count == 0)
+        {
+            throw new ArgumentException("--peers needs at least one peer.");
+        }
+    }
+
     /// <summary>The server built beside this tool.</summary>
     private static string DefaultServerDll()
     {
@@ -159,9 +197,9 @@ internal sealed class Options
         return RepositoryRoot() is { } root ? Path.Combine(root, "ChatServer", "bin", configuration, "net10.0", "ChatServer.dll") : "ChatServer.dll";
     }
 
-    /// <summary>The team's shared peers sit beside the repository: <c>../shared/peers/node-ws-chat</c>.</summary>
-    private static string DefaultPeerDirectory() =>
-        Path.GetFullPath(Path.Combine(RepositoryRoot() ?? ".", "..", "shared", "peers", "node-ws-chat"));
+    /// <summary>The team's shared peers sit beside the repository: <c>../shared/peers/&lt;name&gt;</c>.</summary>
+    private static string DefaultPeerDirectory(string name) =>
+        Path.GetFullPath(Path.Combine(RepositoryRoot() ?? ".", "..", "shared", "peers", name));
 
     /// <summary>Walks up to the repository (Chat.sln) from the tool's output folder.</summary>
     internal static string? RepositoryRoot()
