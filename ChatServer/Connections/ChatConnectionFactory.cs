@@ -11,7 +11,7 @@ namespace ChatServer.Connections;
 /// </summary>
 internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
     PresenceTracker presence, InstanceId instance, TimeProvider time, ChatMetrics metrics, IHostApplicationLifetime lifetime,
-    FrameDispatcher dispatcher, ChatAuthenticator authenticator, ILoggerFactory loggers)
+    FrameDispatcher dispatcher, ChatAuthenticator authenticator, WriteDelay writeDelay, ILoggerFactory loggers)
 {
     private readonly string _instanceId = instance.Value;
     private readonly ILogger _connectionLogger = loggers.CreateLogger<ChatConnection>();
@@ -46,8 +46,8 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
     /// </summary>
     public async Task RunAsync(WebSocket socket, CloseLastStream wire, AuthIdentity? identity, CancellationToken aborted)
     {
-        var connection = new ChatConnection($"{_instanceId}-{Interlocked.Increment(ref _created)}", socket, wire, options.Value, metrics,
-            _connectionLogger);
+        var connection = new ChatConnection($"{_instanceId}-{Interlocked.Increment(ref _created)}", socket, wire, options.Value, writeDelay,
+            time, metrics, _connectionLogger);
         var rateLimiter = new SendRateLimiter(time, options.Value.RateLimitPerSecond, options.Value.RateLimitBurst);
         using var session = new ChatSession(connection, rateLimiter, registry, log, channel, presence, time, _sessionLogger, aborted,
             lifetime.ApplicationStopping);

@@ -61,6 +61,13 @@ public sealed class ChatOptions
     /// </summary>
     public TimeSpan RepairRetryDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// The write-delay window: a connection that wrote less than this long ago waits up to this long before it writes
+    /// again, so under load its frames go out together (fewer writes per delivery, for at most this much latency); a
+    /// connection that has been quiet writes at once. <see cref="TimeSpan.Zero"/>: every frame goes out at once.
+    /// </summary>
+    public TimeSpan WriteDelay { get; set; } = TimeSpan.FromMilliseconds(10);
+
     /// <summary>How long a close handshake may take before the socket is aborted.</summary>
     public TimeSpan CloseTimeout { get; set; } = TimeSpan.FromSeconds(5);
 

@@ -44,6 +44,8 @@ internal static class ChatServerRegistration
             .Validate(o => o.HistoryTtl == TimeSpan.Zero || (o.HistoryTtl >= TimeSpan.FromSeconds(1) && o.HistoryTtl <= TimeSpan.FromDays(3_650)),
                 "Chat:HistoryTtl must be 00:00:00 (keep rooms forever) or between one second and 3650 days.")
             .Validate(o => o.RepairRetryDelay > TimeSpan.Zero, "Chat:RepairRetryDelay must be positive.")
+            .Validate(o => o.WriteDelay >= TimeSpan.Zero && o.WriteDelay <= TimeSpan.FromSeconds(1),
+                "Chat:WriteDelay must be between 00:00:00 (write at once) and 00:00:01.")
             .Validate(o => o.RateLimitBurst >= 1 && o.RateLimitPerSecond <= o.RateLimitBurst * 1_000,
                 "Chat:RateLimitBurst must be at least 1.");
         // A PubSub value that is no mode name fails binding at start; a number outside the enum would bind, so check it.
@@ -76,6 +78,7 @@ internal static class ChatServerRegistration
         services.AddSingleton<FrameDispatcher>();
         services.AddSingleton<OriginPolicy>();
         services.AddSingleton<ChatConnectionFactory>();
+        services.AddSingleton<WriteDelay>();
         return builder;
     }
 

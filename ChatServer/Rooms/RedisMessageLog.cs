@@ -15,7 +15,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
     : IMessageLog
 {
     // How both scripts start: the room's epoch into the local `epoch`, a new one (ARGV[candidate]) for a room without
-    // one (first use, Redis lost its data, its keys expired). Then the failover guard (issue 12): ARGV[seen] and
+    // one (first use, Redis lost its data, its keys expired). Then the failover guard: ARGV[seen] and
     // ARGV[seen + 1] are the epoch and seq this instance has seen ("" and 0 for none). The same epoch with a lower
     // stored head means the store went backward (a replica promoted before it had the last writes): start a new epoch,
     // empty, so no (epoch, seq) is handed out twice.
@@ -34,7 +34,7 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         -- failover guard: end
         """;
 
-    // Retention (issue 12, PROTOCOL.md "Retention"), shared by both scripts: the room's meta hash (seq, epoch) and
+    // Retention (PROTOCOL.md "Retention"), shared by both scripts: the room's meta hash (seq, epoch) and
     // history list get the same expiry, the history TTL in ms from the local `ttl`, so they expire together and the
     // room starts over with a new epoch. 0 keeps them: PERSIST undoes the expiry an earlier TTL setting gave them.
     private const string ExpireRoomKeys = """

@@ -236,8 +236,8 @@ internal sealed class RoomFeed : IAsyncDisposable
     }
 
     /// <summary>
-    /// What <see cref="OnEntryAsync"/> does for an entry that needs no read (issue 11: a message costs no queue hop and
-    /// no state machines on the way to its members); false leaves it to the pump. Called holding the turn.
+    /// What <see cref="OnEntryAsync"/> does for an entry that needs no read, so a message costs no queue hop and no state
+    /// machines on the way to its members; false leaves it to the pump. Called holding the turn.
     /// </summary>
     private bool TryHandleNow(in RoomEntry entry)
     {
