@@ -56,6 +56,11 @@ internal sealed class RedisConnection(IOptions<RedisOptions> options, ILogger<Re
         }
 
         var configuration = ConfigurationOptions.Parse(Configuration);
+        if (!string.IsNullOrWhiteSpace(options.Value.TrustedCaCertificate))
+        {
+            configuration.TrustIssuer(options.Value.TrustedCaCertificate);
+        }
+
         configuration.AbortOnConnectFail = false;
         configuration.BacklogPolicy = BacklogPolicy.FailFast;
         configuration.ClientName ??= "chatserver";

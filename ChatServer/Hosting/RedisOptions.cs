@@ -11,6 +11,13 @@ public sealed class RedisOptions
 
     public string? Configuration { get; set; }
 
+    /// <summary>
+    /// Path to a PEM file holding the certificate of the CA that signed Redis's TLS certificate, trusted for that
+    /// connection only, as an operator trusts Memorystore's server CA (its in-transit encryption uses a private CA).
+    /// <c>Redis__TrustedCaCertificate</c>; unset: the machine's trust store decides.
+    /// </summary>
+    public string? TrustedCaCertificate { get; set; }
+
     /// <summary>Bound from the top-level <c>REDISHOST</c> setting.</summary>
     public string? Host { get; set; }
 
