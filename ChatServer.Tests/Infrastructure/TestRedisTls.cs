@@ -71,7 +71,9 @@ public sealed class TestRedisTls : IDisposable
         if (!string.IsNullOrWhiteSpace(fromEnvironment))
         {
             var ca = Environment.GetEnvironmentVariable("CHAT_TEST_REDIS_TLS_CA");
-            return new TestRedisTls(fromEnvironment, string.IsNullOrWhiteSpace(ca) ? null : ca, "CHAT_TEST_REDIS_TLS");
+            var given = new TestRedisTls(fromEnvironment, string.IsNullOrWhiteSpace(ca) ? null : ca, "CHAT_TEST_REDIS_TLS");
+            await TestContext.Progress.WriteLineAsync($"TLS Redis for tests: from CHAT_TEST_REDIS_TLS, CA {given.CaCertificatePath ?? "from the machine's trust store"}");
+            return given;
         }
 
         var directory = Directory.CreateTempSubdirectory("chat-redis-tls-").FullName;
