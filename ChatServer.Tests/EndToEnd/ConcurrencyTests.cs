@@ -7,6 +7,7 @@ namespace ChatServer.Tests.EndToEnd;
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
 [TestFixture(Backend.Cluster)]
+[TestFixture(Backend.RedisTls)]
 public sealed class ConcurrencyTests(Backend backend) : TwoHostFixture(backend)
 {
     private const int Senders = 10;

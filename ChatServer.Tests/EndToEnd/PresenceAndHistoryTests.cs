@@ -4,6 +4,7 @@ namespace ChatServer.Tests.EndToEnd;
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
 [TestFixture(Backend.Cluster)]
+[TestFixture(Backend.RedisTls)]
 public sealed class PresenceAndHistoryTests(Backend backend) : TwoHostFixture(backend)
 {
     [Test, CancelAfter(15_000)]

@@ -7,6 +7,7 @@ namespace ChatServer.Tests.EndToEnd;
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
 [TestFixture(Backend.Cluster)]
+[TestFixture(Backend.RedisTls)]
 public sealed class RecoveryTests(Backend backend) : TwoHostFixture(backend)
 {
     private const int HistoryLength = 5;

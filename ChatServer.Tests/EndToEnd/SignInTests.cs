@@ -5,6 +5,7 @@ namespace ChatServer.Tests.EndToEnd;
 [TestFixture(Backend.Redis)]
 [TestFixture(Backend.InProcess)]
 [TestFixture(Backend.Cluster)]
+[TestFixture(Backend.RedisTls)]
 public sealed partial class SignInTests(Backend backend) : TwoHostFixture(backend)
 {
     [Test, CancelAfter(15_000)]

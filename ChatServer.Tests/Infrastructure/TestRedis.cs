@@ -54,6 +54,7 @@ public sealed class TestRedis
 
         s_process?.Dispose();
         await TestRedisCluster.StopSharedAsync();
+        await TestRedisTls.StopSharedAsync();
     }
 
     private static bool DockerMayAnswer() =>
@@ -85,15 +86,20 @@ public sealed class RedisServerProcess : IDisposable
 
     private readonly string[] _extraArgs;
 
-    private RedisServerProcess(int port, string[] extraArgs)
+    // How to reach a TLS-only server (TLS, its user, the CA to trust): null for a plain one at ConnectionString.
+    private readonly ConfigurationOptions? _tlsClient;
+
+    private RedisServerProcess(int port, string[] extraArgs, ConfigurationOptions? tlsClient = null)
     {
         Port = port;
         _extraArgs = extraArgs;
+        _tlsClient = tlsClient;
         _directory = Directory.CreateTempSubdirectory("chat-redis-").FullName;   // where SaveAndStopAsync's dump goes
     }
 
     public int Port { get; }
 
+    /// <summary>The plain endpoint; a server from <see cref="StartTlsAsync"/> is reached with its client options instead.</summary>
     public string ConnectionString => $"127.0.0.1:{Port}";
 
     public int ProcessId => _process?.Id ?? 0;
@@ -102,6 +108,18 @@ public sealed class RedisServerProcess : IDisposable
     public static async Task<RedisServerProcess> StartAsync(int port = 0, params string[] extraArgs)
     {
         var server = new RedisServerProcess(port == 0 ? FreePort() : port, extraArgs);
+        await server.StartAgainAsync();
+        return server;
+    }
+
+    /// <summary>
+    /// Starts a server that listens only for TLS (<c>--port 0 --tls-port</c>) on <paramref name="port"/>;
+    /// <paramref name="client"/> is how to reach it (TLS, user and password, the CA to trust), for the readiness probe and
+    /// <see cref="SaveAndStopAsync"/>. <paramref name="extraArgs"/> carry the certificate files and the ACL.
+    /// </summary>
+    public static async Task<RedisServerProcess> StartTlsAsync(int port, ConfigurationOptions client, params string[] extraArgs)
+    {
+        var server = new RedisServerProcess(port, extraArgs, client);
         await server.StartAgainAsync();
         return server;
     }
@@ -130,8 +148,10 @@ public sealed class RedisServerProcess : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning" }.Concat(_extraArgs))
+        var port = Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string[] listen = _tlsClient is null ? ["--port", port] : ["--port", "0", "--tls-port", port];
+        foreach (var arg in listen.Concat(["--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", _directory, "--protected-mode", "no", "--daemonize", "no", "--loglevel", "warning"]).Concat(_extraArgs))
         {
             info.ArgumentList.Add(arg);
         }
@@ -147,7 +167,9 @@ public sealed class RedisServerProcess : IDisposable
         {
             try
             {
-                await using var probe = await ConnectionMultiplexer.ConnectAsync($"{ConnectionString},connectTimeout=1000");
+                var options = ClientOptions();
+                options.ConnectTimeout = 1000;
+                await using var probe = await ConnectionMultiplexer.ConnectAsync(options);
                 await probe.GetDatabase().PingAsync();
                 return;
             }
@@ -161,11 +183,13 @@ public sealed class RedisServerProcess : IDisposable
     /// <summary>Saves the data set and stops (SHUTDOWN SAVE): a restart with <see cref="StartAgainAsync"/> has the same data.</summary>
     public async Task SaveAndStopAsync()
     {
-        await using (var admin = await ConnectionMultiplexer.ConnectAsync($"{ConnectionString},allowAdmin=true"))
+        var options = ClientOptions();
+        options.AllowAdmin = true;
+        await using (var admin = await ConnectionMultiplexer.ConnectAsync(options))
         {
             try
             {
-                await admin.GetServer(ConnectionString).ExecuteAsync("SHUTDOWN", "SAVE");
+                await admin.GetServer(options.EndPoints[0]).ExecuteAsync("SHUTDOWN", "SAVE");
             }
             catch (RedisConnectionException)
             {
@@ -177,6 +201,8 @@ public sealed class RedisServerProcess : IDisposable
         _process.Dispose();
         _process = null;
     }
+
+    private ConfigurationOptions ClientOptions() => _tlsClient?.Clone() ?? ConfigurationOptions.Parse(ConnectionString);
 
     /// <summary>Kills the server at once (no save: its data is gone).</summary>
     public void Stop()

@@ -10,12 +10,19 @@ public enum Backend
 
     /// <summary>Two hosts on the test Redis Cluster (three primaries) with sharded pub/sub.</summary>
     Cluster,
+
+    /// <summary>
+    /// Two hosts on the test TLS Redis (<see cref="TestRedisTls"/>: TLS only, a private CA, an ACL user and password, as
+    /// Memorystore with in-transit encryption and AUTH), trusting its CA through <c>Redis:TrustedCaCertificate</c>.
+    /// </summary>
+    RedisTls,
 }
 
 /// <summary>
 /// Base of the protocol tests, run once per <see cref="Backend"/>. With Redis, <see cref="HostA"/> and
 /// <see cref="HostB"/> are two real instances sharing one Redis, so "the other instance" is really another process
 /// state; on the Cluster, the same over three shards with sharded pub/sub, rooms (GUID names) landing on every shard;
+/// on the TLS Redis, two instances reaching it as a Memorystore deployment does;
 /// in-process, both names point at the one host, and the same assertions hold for a single instance.
 /// </summary>
 public abstract class TwoHostFixture(Backend backend)
@@ -43,6 +50,17 @@ public abstract class TwoHostFixture(Backend backend)
                 var settings = new Dictionary<string, string?>(Settings) { ["Redis:PubSub"] = "Sharded" };
                 HostA = new ChatHost(cluster.ConnectionString, settings);
                 HostB = new ChatHost(cluster.ConnectionString, settings);
+                break;
+            case Backend.RedisTls:
+                var tls = await TestRedisTls.GetAsync();
+                var tlsSettings = new Dictionary<string, string?>(Settings);
+                if (tls.CaCertificatePath is not null)
+                {
+                    tlsSettings["Redis:TrustedCaCertificate"] = tls.CaCertificatePath;
+                }
+
+                HostA = new ChatHost(tls.ConnectionString, tlsSettings);
+                HostB = new ChatHost(tls.ConnectionString, tlsSettings);
                 break;
             default:
                 HostA = new ChatHost(null, Settings);

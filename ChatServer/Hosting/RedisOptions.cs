@@ -11,17 +11,18 @@ public sealed class RedisOptions
 
     public string? Configuration { get; set; }
 
+    /// <summary>
+    /// Path to a PEM file holding the certificate of the CA that signed Redis's TLS certificate, trusted for that
+    /// connection only, as an operator trusts Memorystore's server CA (its in-transit encryption uses a private CA).
+    /// <c>Redis__TrustedCaCertificate</c>; unset: the machine's trust store decides.
+    /// </summary>
+    public string? TrustedCaCertificate { get; set; }
+
     /// <summary>Bound from the top-level <c>REDISHOST</c> setting.</summary>
     public string? Host { get; set; }
 
     /// <summary>Bound from the top-level <c>REDISPORT</c> setting; default 6379.</summary>
     public string? Port { get; set; }
-
-    /// <summary>
-    /// A PEM file of the certificate authority that signed Redis's TLS certificate (as Memorystore's server CA is
-    /// downloaded and trusted), for a Redis whose certificate the system's store does not know. <c>Redis__TrustedCaCertificate</c>.
-    /// </summary>
-    public string? TrustedCaCertificate { get; set; }
 
     /// <summary>Prefix of every key and channel, so several deployments can share one Redis.</summary>
     public string KeyPrefix { get; set; } = "chat:";
