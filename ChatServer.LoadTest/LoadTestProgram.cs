@@ -9,6 +9,9 @@ namespace ChatServer.LoadTest;
 /// </summary>
 internal static class LoadTestProgram
 {
+    /// <summary>How the <c>--baseline-exe</c>/<c>--baseline-dll</c> build is named in the tables and the JSON.</summary>
+    private const string BaselineName = "ChatServer (baseline)";
+
     private const string Usage = """
         Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|coldstart|rooms> [options]
 
@@ -22,6 +25,10 @@ internal static class LoadTestProgram
           --in-process          start our servers without Redis (in-process bus); the peers still get the Redis
           --server-env K=V      extra environment for started servers (repeatable), e.g. DOTNET_gcServer=0
           --out FILE            JSON results (default: loadtest-<mode>-<time>.json)
+          --baseline-exe PATH   an earlier native build of ours, run right after ours and before the peers (fanout, idle,
+                                coldstart; needs --start-servers), started exactly as ours: same environment, --server-env,
+                                Redis (or --in-process); shown as "ChatServer (baseline)", with the ratio of ours against it
+          --baseline-dll PATH   the same for an earlier ChatServer.dll, run with dotnet
           --peers node,bun      then the same scenario against these peers, one after the other, on the same Redis, and the
                                 ratios of ours against each; needs --start-servers. node: ../shared/peers/node-ws-chat (ws +
                                 ioredis, run with node); bun: ../shared/peers/bun-chat (Bun.serve + Bun.RedisClient, run with
@@ -42,7 +49,8 @@ internal static class LoadTestProgram
                                 each room filled to L; with --url: one length, the server's own HistoryLength
           --samples N (200)     timed round trips of each read: newest page of 50, a middle page, a 5-message catch-up
         coldstart (process start to the first 200 from /readyz; one instance at a time; one uncounted warm-up start each):
-          --runs N (7)          start and stop ours N times (with peers: ours, then each peer, N times, alternating)
+          --runs N (7)          start and stop ours N times (with a baseline or peers: ours, the baseline, then each peer,
+                                N times, alternating)
         rooms (a flood of room names: server RSS, Redis used_memory and keys before, after, and after everyone left):
           --rooms R (20000)     distinct rooms visited, each by one sign-in that moves a connection there (leaving the last)
           --clients C (16) --messages-per-room M (1) --settle S (5)
@@ -59,6 +67,12 @@ internal static class LoadTestProgram
 
         var mode = args[0];
         var options = Options.Parse(args.AsSpan(1));
+        if (options.Baseline is not null && mode is ("history" or "rooms"))
+        {
+            await Console.Error.WriteLineAsync("--baseline-exe/--baseline-dll: fanout, idle and coldstart only (history and rooms run ours alone).");
+            return 2;
+        }
+
         using var cancel = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) =>
         {
@@ -87,17 +101,19 @@ internal static class LoadTestProgram
         }
 
         var peers = options.Peers;
-        if (peers.Count > 0 && options.StartServers == 0)
+        if ((peers.Count > 0 || options.Baseline is not null) && options.StartServers == 0)
         {
-            await Console.Error.WriteLineAsync("--peer/--peers needs --start-servers N: every implementation is started here, one after the other.");
+            await Console.Error.WriteLineAsync(
+                "--baseline-exe/--baseline-dll and --peer/--peers need --start-servers N: every implementation is started here, one after the other.");
             return 2;
         }
 
+        string? redis = null;   // where ours ran, for the baseline: null is the in-process bus (or servers not started here)
         if (options.StartServers > 0)
         {
             await processes.StartRedisAsync(cancel.Token);
-            await processes.StartServersAsync(options.StartServers, server, options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}",
-                options.ServerEnvironment, cancel.Token);
+            redis = options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}";
+            await processes.StartServersAsync(options.StartServers, server, redis, options.ServerEnvironment, cancel.Token);
             urls = [.. processes.Servers.Select(s => s.Url)];
             pids = [.. processes.Servers.Select(s => s.ProcessId)];
         }
@@ -114,29 +130,53 @@ internal static class LoadTestProgram
             Command = string.Join(' ', args),
             Machine = MachineInfo.Describe(),
             StartedAt = DateTimeOffset.UtcNow,
-            Ours = new ScenarioReport { Server = "ChatServer", ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)] },
+            Ours = new ScenarioReport
+            {
+                Server = "ChatServer",
+                ServerPath = options.StartServers > 0 ? server : null,
+                ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)],
+            },
         };
 
         await output.WriteLineAsync("== ChatServer ==");
         await RunScenarioAsync(mode, options, urls, pids, report.Ours, output, cancel.Token);
+
+        // The others, in the order they run after ours: the baseline build, started exactly as ours (same environment,
+        // --server-env and Redis), then each peer.
+        var others = new List<(ScenarioReport Report, string Heading, Func<Task> StartAsync)>();
+        if (options.Baseline is { } baseline)
+        {
+            report.Baseline = new ScenarioReport { Server = BaselineName, ServerPath = baseline };
+            others.Add((report.Baseline, $"== {BaselineName} ==",
+                () => processes.StartServersAsync(options.StartServers, baseline, redis, options.ServerEnvironment, cancel.Token, BaselineName)));
+        }
 
         if (peers.Count > 0)
         {
             report.Peers = [];
             foreach (var peer in peers)
             {
-                // Same Redis, same tool, same scenario, right after ours (and the peer before); the previous
-                // implementation is stopped first so this one has the cores.
-                await processes.StopServersAsync();
-                await processes.StartPeersAsync(options.StartServers, peer, cancel.Token);
-                var peerReport = new ScenarioReport { Server = peer.Name, ColdStartsMs = [.. processes.Servers.Select(s => s.ColdStartMs)] };
+                var peerReport = new ScenarioReport { Server = peer.Name };
                 report.Peers.Add(peerReport);
-                await output.WriteLineAsync($"== {peer.Name} (peer) ==");
-                await RunScenarioAsync(mode, options, [.. processes.Servers.Select(s => s.Url)], [.. processes.Servers.Select(s => s.ProcessId)],
-                    peerReport, output, cancel.Token);
+                others.Add((peerReport, $"== {peer.Name} (peer) ==", () => processes.StartPeersAsync(options.StartServers, peer, cancel.Token)));
             }
+        }
 
-            PrintRatios(output, report.Ours, report.Peers);
+        foreach (var (other, heading, startAsync) in others)
+        {
+            // Same Redis, same tool, same scenario, right after ours (and the one before); the previous
+            // implementation is stopped first so this one has the cores.
+            await processes.StopServersAsync();
+            await startAsync();
+            other.ColdStartsMs.AddRange(processes.Servers.Select(s => s.ColdStartMs));
+            await output.WriteLineAsync(heading);
+            await RunScenarioAsync(mode, options, [.. processes.Servers.Select(s => s.Url)], [.. processes.Servers.Select(s => s.ProcessId)],
+                other, output, cancel.Token);
+        }
+
+        if (others.Count > 0)
+        {
+            PrintRatios(output, report.Ours, [.. others.Select(o => o.Report)]);
         }
 
         await WriteReportAsync(args, options, report, output, cancel.Token);
@@ -145,13 +185,14 @@ internal static class LoadTestProgram
 
     /// <summary>
     /// Cold start alone: one instance at a time is started, timed to its first 200 from <c>/readyz</c>, and stopped;
-    /// with peers, each peer is started right after each of ours, so all see the same machine load.
+    /// on every run, the baseline build and each peer are started right after ours, so all see the same machine load.
     /// </summary>
     private static async Task<int> ColdStartsAsync(Options options, string server, LocalProcesses processes, TextWriter output,
         string[] args, CancellationToken cancellationToken)
     {
         await processes.StartRedisAsync(cancellationToken);
         var redis = options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}";
+        var bus = redis is null ? "in-process" : "Redis";
         var peers = options.Peers;
         var report = new LoadTestReport
         {
@@ -159,12 +200,29 @@ internal static class LoadTestProgram
             Command = string.Join(' ', args),
             Machine = MachineInfo.Describe(),
             StartedAt = DateTimeOffset.UtcNow,
-            Ours = new ScenarioReport { Server = $"ChatServer ({Path.GetFileName(server)}, {(redis is null ? "in-process" : "Redis")})" },
+            Ours = new ScenarioReport { Server = $"ChatServer ({Path.GetFileName(server)}, {bus})", ServerPath = server },
+            Baseline = options.Baseline is { } path
+                ? new ScenarioReport { Server = $"ChatServer (baseline, {Path.GetFileName(path)}, {bus})", ServerPath = path }
+                : null,
             Peers = peers.Count > 0 ? [.. peers.Select(p => new ScenarioReport { Server = $"{p.Name} (Redis)" })] : null,
         };
 
+        // After ours, in this order on every run: the baseline (started exactly as ours), then each peer.
+        var others = new List<(ScenarioReport Report, string Name, Func<Task> StartAsync)>();
+        if (report.Baseline is { ServerPath: { } baseline })
+        {
+            others.Add((report.Baseline, BaselineName,
+                () => processes.StartServersAsync(1, baseline, redis, options.ServerEnvironment, cancellationToken, BaselineName)));
+        }
+
+        for (var i = 0; i < peers.Count; i++)
+        {
+            var peer = peers[i];
+            others.Add((report.Peers![i], peer.Name, () => processes.StartPeersAsync(1, peer, cancellationToken)));
+        }
+
         await output.WriteLineAsync(
-            $"cold start of {server}, {options.Runs} runs{(peers.Count > 0 ? $", each followed by {string.Join(", then ", peers.Select(p => p.Name))}" : "")}");
+            $"cold start of {server}, {options.Runs} runs{(others.Count > 0 ? $", each followed by {string.Join(", then ", others.Select(o => o.Name))}" : "")}");
         // One start of each, not counted: the first requests of this tool's own HTTP client are JIT-compiled, which
         // would be billed to whichever server is first.
         for (var run = -1; run < options.Runs; run++)
@@ -181,12 +239,12 @@ internal static class LoadTestProgram
             }
 
             await processes.StopServersAsync();
-            for (var i = 0; i < peers.Count; i++)
+            foreach (var (other, _, startAsync) in others)
             {
-                await processes.StartPeersAsync(1, peers[i], cancellationToken);
+                await startAsync();
                 if (run >= 0)
                 {
-                    report.Peers![i].ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
+                    other.ColdStartsMs.Add(processes.Servers[0].ColdStartMs);
                 }
 
                 await processes.StopServersAsync();
@@ -196,16 +254,16 @@ internal static class LoadTestProgram
         output.WriteLine();
         output.WriteLine("| server | runs ms | median ms | min–max ms |");
         output.WriteLine("|---|---|---:|---:|");
-        foreach (var scenario in (IEnumerable<ScenarioReport>)[report.Ours, .. report.Peers ?? []])
+        foreach (var scenario in (IEnumerable<ScenarioReport>)[report.Ours, .. others.Select(o => o.Report)])
         {
             var runs = scenario.ColdStartsMs;
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {scenario.Server} | {string.Join(", ", runs.Select(ms => ms.ToString("F0", CultureInfo.InvariantCulture)))} | {Median(runs):F0} | {runs.Min():F0}–{runs.Max():F0} |"));
         }
 
-        if (report.Peers is { } peerReports)
+        if (others.Count > 0)
         {
-            PrintRatios(output, report.Ours, peerReports);
+            PrintRatios(output, report.Ours, [.. others.Select(o => o.Report)]);
         }
 
         await WriteReportAsync(args, options, report, output, cancellationToken);
@@ -257,24 +315,25 @@ internal static class LoadTestProgram
     }
 
     /// <summary>
-    /// Ours against each peer, one row per figure: ours, then per peer its figure and the ratio, oriented so that above 1
-    /// means ours is ahead. A row is left out when ours lacks the figure; a peer's cells are "–" when it lacks it.
+    /// Ours against each of the others (the baseline build, then the peers), one row per figure: ours, then per other
+    /// its figure and the ratio, oriented so that above 1 means ours is ahead. A row is left out when ours lacks the
+    /// figure; another's cells are "–" when it lacks it.
     /// </summary>
-    private static void PrintRatios(TextWriter output, ScenarioReport ours, IReadOnlyList<ScenarioReport> peers)
+    private static void PrintRatios(TextWriter output, ScenarioReport ours, IReadOnlyList<ScenarioReport> others)
     {
         output.WriteLine();
-        output.WriteLine("Ratios of ours against each peer (> 1: ours ahead):");
+        output.WriteLine("Ratios of ours against each of the others (> 1: ours ahead):");
         output.WriteLine();
-        output.WriteLine($"| figure | {ours.Server} |{string.Concat(peers.Select(p => $" {p.Server} | ratio |"))}");
-        output.WriteLine($"|---|---:|{string.Concat(peers.Select(_ => "---:|---:|"))}");
-        void Row(string figure, double? a, Func<ScenarioReport, double?> peerFigure, bool higherIsBetter, string format)
+        output.WriteLine($"| figure | {ours.Server} |{string.Concat(others.Select(p => $" {p.Server} | ratio |"))}");
+        output.WriteLine($"|---|---:|{string.Concat(others.Select(_ => "---:|---:|"))}");
+        void Row(string figure, double? a, Func<ScenarioReport, double?> otherFigure, bool higherIsBetter, string format)
         {
             if (a is not { } x || x <= 0)
             {
                 return;
             }
 
-            var cells = peers.Select(peer => peerFigure(peer) is { } y && y > 0
+            var cells = others.Select(other => otherFigure(other) is { } y && y > 0
                 ? string.Create(CultureInfo.InvariantCulture, $" {y.ToString(format, CultureInfo.InvariantCulture)} | {(higherIsBetter ? x / y : y / x):F2} |")
                 : " – | – |").ToList();
             if (cells.All(c => c == " – | – |"))
@@ -288,7 +347,7 @@ internal static class LoadTestProgram
         foreach (var a in ours.Fanout)
         {
             // Matched by rate: a sweep can stop at a different step for each implementation.
-            FanoutResult? At(ScenarioReport peer) => peer.Fanout.FirstOrDefault(b => b.Rate == a.Rate);
+            FanoutResult? At(ScenarioReport other) => other.Fanout.FirstOrDefault(b => b.Rate == a.Rate);
             Row($"deliveries per server CPU-second at {a.Rate:F0} msg/s", a.DeliveriesPerServerCpuSecond, p => At(p)?.DeliveriesPerServerCpuSecond, true, "F0");
             Row($"p99 latency ms at {a.Rate:F0} msg/s", a.LatencyP99Ms, p => At(p)?.LatencyP99Ms, false, "F1");
         }

@@ -2,7 +2,10 @@ using System.Text.Json.Serialization;
 
 namespace ChatServer.LoadTest;
 
-/// <summary>The JSON result file: what ran, where, and every figure; with <c>--peer</c>/<c>--peers</c>, each peer's beside ours.</summary>
+/// <summary>
+/// The JSON result file: what ran, where, and every figure; with <c>--baseline-exe</c>/<c>--baseline-dll</c>, the
+/// earlier build's beside ours, and with <c>--peer</c>/<c>--peers</c>, each peer's.
+/// </summary>
 internal sealed class LoadTestReport
 {
     public required string Mode { get; init; }
@@ -15,6 +18,9 @@ internal sealed class LoadTestReport
 
     public required ScenarioReport Ours { get; init; }
 
+    /// <summary>The baseline build's figures (<see cref="ScenarioReport.ServerPath"/> says which file); null without one.</summary>
+    public ScenarioReport? Baseline { get; set; }
+
     /// <summary>The peers' figures, in the order they ran (<see cref="ScenarioReport.Server"/> names each); null without peers.</summary>
     public List<ScenarioReport>? Peers { get; set; }
 }
@@ -23,6 +29,9 @@ internal sealed class LoadTestReport
 internal sealed class ScenarioReport
 {
     public required string Server { get; init; }
+
+    /// <summary>For ours and the baseline when started here: the executable or <c>ChatServer.dll</c> that was started.</summary>
+    public string? ServerPath { get; init; }
 
     public List<double> ColdStartsMs { get; init; } = [];
 

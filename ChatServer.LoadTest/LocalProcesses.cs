@@ -8,8 +8,10 @@ namespace ChatServer.LoadTest;
 
 /// <summary>
 /// What the tool started itself: a <c>redis-server</c> on a free loopback port, ChatServer instances (the built
-/// <c>ChatServer.dll</c> under <c>dotnet</c>, or a native executable such as the Native AOT publish output) and, for <c>--peer</c>, instances of the Node and Bun peers; each a child process stopped by its process
-/// id when the run ends (or when <see cref="StopServersAsync"/> makes room for the next implementation).
+/// <c>ChatServer.dll</c> under <c>dotnet</c>, or a native executable such as the Native AOT publish output; the same
+/// for a <c>--baseline-exe</c>/<c>--baseline-dll</c> build) and, for <c>--peer</c>, instances of the Node and Bun
+/// peers; each a child process stopped by its process id when the run ends (or when <see cref="StopServersAsync"/>
+/// makes room for the next implementation).
 /// </summary>
 internal sealed class LocalProcesses : IAsyncDisposable
 {
@@ -57,21 +59,22 @@ internal sealed class LocalProcesses : IAsyncDisposable
     /// Starts <paramref name="count"/> instances on free ports, all at once, and waits for each one's <c>/readyz</c>;
     /// the time from process start to the first 200 is its cold start. <paramref name="server"/> is a
     /// <c>ChatServer.dll</c> (run with <c>dotnet</c>) or a native executable; <paramref name="redis"/> <c>null</c>
-    /// starts them on the in-process bus.
+    /// starts them on the in-process bus. <paramref name="name"/> is what the progress lines call them (the baseline
+    /// build is started by this same method, so exactly as ours).
     /// </summary>
     public async Task StartServersAsync(int count, string server, string? redis, IReadOnlyDictionary<string, string> environment,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, string name = "ChatServer")
     {
         var pending = new List<Task<StartedServer>>();
         for (var i = 0; i < count; i++)
         {
-            pending.Add(StartServerAsync(server, redis, environment, cancellationToken));
+            pending.Add(StartServerAsync(server, redis, environment, name, cancellationToken));
         }
 
         Servers.AddRange(await Task.WhenAll(pending));
     }
 
-    private Task<StartedServer> StartServerAsync(string server, string? redis, IReadOnlyDictionary<string, string> environment,
+    private Task<StartedServer> StartServerAsync(string server, string? redis, IReadOnlyDictionary<string, string> environment, string name,
         CancellationToken cancellationToken)
     {
         var port = FreePort();
@@ -111,7 +114,7 @@ internal sealed class LocalProcesses : IAsyncDisposable
             info.Environment[key] = value;
         }
 
-        return StartAndWaitUntilReadyAsync(info, port, "ChatServer", cancellationToken);
+        return StartAndWaitUntilReadyAsync(info, port, name, cancellationToken);
     }
 
     /// <summary>

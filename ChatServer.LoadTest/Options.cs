@@ -14,6 +14,12 @@ internal sealed class Options
     /// <summary>The server to start: a <c>ChatServer.dll</c> (run with <c>dotnet</c>) or a native executable.</summary>
     public string Server { get; private set; } = DefaultServerDll();
 
+    /// <summary>
+    /// <c>--baseline-exe</c>/<c>--baseline-dll</c>: an earlier build of ours (a native executable, or a <c>ChatServer.dll</c>
+    /// run with <c>dotnet</c>) that runs the same scenario right after ours, started the same way, before the peers; null: none.
+    /// </summary>
+    public string? Baseline { get; private set; }
+
     /// <summary>Publish the server as the Dockerfile does (Native AOT) and start that executable.</summary>
     public bool Aot { get; private set; }
 
@@ -129,6 +135,7 @@ internal sealed class Options
                 case "--start-servers": options.StartServers = Int(value); break;
                 case "--server-pid": options.ServerPid = Int(value); break;
                 case "--server-dll" or "--server-exe": options.Server = Path.GetFullPath(value); break;
+                case "--baseline-exe" or "--baseline-dll": options.Baseline = BaselinePath(name, value); break;
                 case "--runs": options.Runs = Int(value); break;
                 case "--server-env":
                     var (key, setting) = value.Split('=', 2) is [var k, var v] ? (k, v) : throw new ArgumentException("--server-env takes KEY=VALUE.");
@@ -166,6 +173,24 @@ internal sealed class Options
         }
 
         return options;
+    }
+
+    /// <summary>
+    /// Checked before anything starts, so a long run of ours does not end in a missing baseline: the file must exist, and
+    /// its kind must match the option (a <c>.dll</c> is what is run with <c>dotnet</c>).
+    /// </summary>
+    private static string BaselinePath(string name, string value)
+    {
+        var path = Path.GetFullPath(value);
+        var managed = path.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        if ((name == "--baseline-dll") != managed)
+        {
+            throw new ArgumentException(managed
+                ? $"--baseline-exe takes a native executable; {value} is a .dll (give --baseline-dll)."
+                : $"--baseline-dll takes a ChatServer.dll; for a native executable give --baseline-exe.");
+        }
+
+        return File.Exists(path) ? path : throw new ArgumentException($"{name}: no file at {path}.");
     }
 
     private void SetPeers(IEnumerable<string> keys)
