@@ -4,6 +4,7 @@ using ChatServer.Protocol;
 using ChatServer.Rooms;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging.Console;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Options;
 
 namespace ChatServer.Hosting;
@@ -23,7 +24,19 @@ internal static class ChatServerRegistration
         // A received frame is handled on the thread that completed the socket read, and a flushed frame is sent on the
         // thread that flushed it, instead of a hop through Kestrel's I/O queue and the thread pool each way. Safe here
         // because nothing in the frame path blocks a thread.
-        builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
+        builder.WebHost.UseSockets(sockets =>
+        {
+            sockets.UnsafePreferInlineScheduling = true;
+            // A fixed kernel send buffer per socket (accepted sockets inherit the listener's) instead of one autotuned
+            // up to megabytes: a client that stops reading is found after a bounded number of bytes (this, then
+            // Chat:OutgoingQueueCapacity frames: 1008), and idle sockets cannot pin megabytes of kernel memory.
+            sockets.CreateBoundListenSocket = endpoint =>
+            {
+                var socket = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint);
+                socket.SendBufferSize = 64 * 1024;
+                return socket;
+            };
+        });
 
         // The official .NET images set DOTNET_RUNNING_IN_CONTAINER: there (Cloud Run) one JSON object per line, so Cloud
         // Logging reads severity and message; elsewhere the default plain text, which people read better.
