@@ -7,7 +7,8 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     Args = args,
     WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),   // the copy in build/publish output
 });
-builder.AddChatServer();        // options + validation, port, JSON logs in containers, Redis or in-process bus, rooms
+builder.AddChatServer();        // options + validation, port, JSON logs in containers, rooms on Redis
+                                // (StackExchange.Redis: per-room channels, capped history lists) or in process
 builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)
 
@@ -17,5 +18,5 @@ app.UseChatPage();              // wwwroot (index.html at /) with a Content-Secu
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatMetrics();           // /metrics
 app.MapAuthConfig();            // /auth/config: whether the page must get a token
-app.MapChatSocket(ChatSocketEndpoint.Path);
+app.MapChatSocket(ChatSocketEndpoint.Path);   // GET /ws: upgrades to a plain WebSocket; JSON frames to the rooms
 app.Run();

@@ -20,12 +20,8 @@ public sealed class WriteDelayTests
     [Test, CancelAfter(30_000)]
     public async Task Messages_in_quick_succession_reach_a_member_in_few_writes_whole_and_in_order(CancellationToken cancellationToken)
     {
-        await using var host = new ChatHost(TestRedis.ConnectionString, OneSecondWindow);
-        var room = TestNames.Room();
-        await using var member = await ChatClient.SignInAsync(host.WebSocketUri, "member", room, cancellationToken);
-        await using var sender = await ChatClient.SignInAsync(host.WebSocketUri, "sender", room, cancellationToken);
-        await member.ExpectAsync(f => f.Type == "notification" && f.User == "sender", cancellationToken);
-        var writeDelay = host.Services.GetRequiredService<WriteDelay>();
+        await using var room = await RoomAsync(cancellationToken);
+        var (member, sender, writeDelay) = (room.Member, room.Sender, room.WriteDelay);
         var before = writeDelay.Counts;
 
         // A message every 2 ms or so: without the window each would reach the member (and the sender) in a write of its own.
@@ -53,12 +49,8 @@ public sealed class WriteDelayTests
     [Test, CancelAfter(30_000)]
     public async Task A_message_after_a_quiet_spell_goes_out_at_once(CancellationToken cancellationToken)
     {
-        await using var host = new ChatHost(TestRedis.ConnectionString, OneSecondWindow);
-        var room = TestNames.Room();
-        await using var member = await ChatClient.SignInAsync(host.WebSocketUri, "member", room, cancellationToken);
-        await using var sender = await ChatClient.SignInAsync(host.WebSocketUri, "sender", room, cancellationToken);
-        await member.ExpectAsync(f => f.Type == "notification" && f.User == "sender", cancellationToken);
-        var writeDelay = host.Services.GetRequiredService<WriteDelay>();
+        await using var room = await RoomAsync(cancellationToken);
+        var (member, sender, writeDelay) = (room.Member, room.Sender, room.WriteDelay);
 
         await Task.Delay(1_500, cancellationToken);   // quiet: neither connection wrote for longer than the window
         var before = writeDelay.Counts;
@@ -70,5 +62,26 @@ public sealed class WriteDelayTests
         Assert.That(message.Text, Is.EqualTo("lone"));
         Assert.That(writeDelay.Counts.Writes, Is.GreaterThan(before.Writes), "the delivery was written");
         Assert.That(waited, Is.LessThan(TimeSpan.FromMilliseconds(500)), "not held for the one-second window");
+    }
+
+    /// <summary>A host with the one-second window, and a member and a sender in a new room on it.</summary>
+    private static async Task<Room> RoomAsync(CancellationToken cancellationToken)
+    {
+        var host = new ChatHost(TestRedis.ConnectionString, OneSecondWindow);
+        var name = TestNames.Room();
+        var member = await ChatClient.SignInAsync(host.WebSocketUri, "member", name, cancellationToken);
+        var sender = await ChatClient.SignInAsync(host.WebSocketUri, "sender", name, cancellationToken);
+        await member.ExpectAsync(f => f.Type == "notification" && f.User == "sender", cancellationToken);
+        return new Room(host, member, sender, host.Services.GetRequiredService<WriteDelay>());
+    }
+
+    private sealed record Room(ChatHost Host, ChatClient Member, ChatClient Sender, WriteDelay WriteDelay) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Member.DisposeAsync();
+            await Sender.DisposeAsync();
+            await Host.DisposeAsync();
+        }
     }
 }

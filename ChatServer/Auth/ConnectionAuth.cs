@@ -13,9 +13,6 @@ namespace ChatServer.Auth;
 /// </summary>
 internal sealed class ConnectionAuth : IDisposable
 {
-    /// <summary>Not in the enum; valid on the wire (4000–4999 are for applications).</summary>
-    public const WebSocketCloseStatus TokenExpired = (WebSocketCloseStatus)4001;
-
     /// <summary>PROTOCOL.md: the 5th failed <c>auth</c> on one connection closes it with 1008.</summary>
     public const int MaxFailures = 5;
 
@@ -158,6 +155,6 @@ internal sealed class ConnectionAuth : IDisposable
         }
 
         AuthLog.Expired(_logger, _connection.Id);
-        _connection.RequestClose(TokenExpired, "token expired");   // the session leaves its room: leave notification
+        _connection.RequestClose(ChatConnection.TokenExpired, "token expired");   // the session leaves its room: leave notification
     }
 }
