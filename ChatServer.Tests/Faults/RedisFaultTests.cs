@@ -55,24 +55,31 @@ public sealed class RedisFaultTests
     }
 
     /// <summary>
-    /// A send whose answer never came (Redis paused past the command timeout) may still have been stored: the error
-    /// says so, and indeed the message is in the room once Redis goes on. "Nothing was stored" would be false here.
+    /// A send whose answer never came (Redis paused past the command timeout) may or may not have been stored: the
+    /// command waits in Redis and runs when the pause ends, unless the client library drops the connection first. The
+    /// error says exactly that, and the room afterwards agrees with one of the two outcomes.
     /// </summary>
     [Test, CancelAfter(30_000)]
-    public async Task A_send_Redis_does_not_answer_in_time_says_it_may_or_may_not_have_been_stored_and_it_was(CancellationToken cancellationToken)
+    public async Task A_send_Redis_does_not_answer_in_time_says_it_may_or_may_not_have_been_stored(CancellationToken cancellationToken)
     {
         using var redis = await RedisServerProcess.StartAsync();
         await using var host = new ChatHost($"{redis.ConnectionString},asyncTimeout=300", Unlimited);
         var room = TestNames.Room();
         await using var sender = await ChatClient.SignInAsync(host.WebSocketUri, "sender", room, cancellationToken);
 
-        await AdminAsync(redis.ConnectionString, "CLIENT", "PAUSE", "3000", "WRITE");   // the append waits; reads still run
+        await AdminAsync(redis.ConnectionString, "CLIENT", "PAUSE", "3000", "WRITE");   // the append waits in Redis
         var ack = await sender.RequestAsync(new { type = "sendMessage", text = "in the dark" }, cancellationToken);
         Assert.That((ack.Ok, ack.Error), Is.EqualTo((false,
             "The message store did not answer; the message may or may not have been stored. Check the room's history before sending it again.")));
 
-        var stored = await sender.ExpectAsync(f => f.Type == "message", cancellationToken);
-        Assert.That((stored.Text, stored.Seq), Is.EqualTo(("in the dark", 1L)), "it was stored after all, once Redis went on");
+        Frame after = ack;
+        await WaitUntilAsync(async () => (after = await sender.RequestAsync(new { type = "sendMessage", text = "after" }, cancellationToken)).Ok,
+            cancellationToken);
+        await using var reader = await ChatClient.ConnectAsync(host.WebSocketUri, cancellationToken);
+        var history = await reader.RequestAsync(new { type = "signin", user = "reader", room }, cancellationToken);
+        var expected = after.Seq == 2 ? new[] { "in the dark", "after" } : ["after"];   // stored once the pause ended, or never
+        Assert.That(after.Seq, Is.InRange(1L, 2L));
+        Assert.That(history.Messages.Select(m => m.Text), Is.EqualTo(expected), $"the next send got seq {after.Seq}");
     }
 
     [Test, CancelAfter(30_000)]
