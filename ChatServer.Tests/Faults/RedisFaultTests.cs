@@ -82,6 +82,41 @@ public sealed class RedisFaultTests
         Assert.That(history.Messages.Select(m => m.Text), Is.EqualTo(expected), $"the next send got seq {after.Seq}");
     }
 
+    /// <summary>
+    /// Instances started while Redis is down run the same code as ever once it is up: they become ready, chat across
+    /// instances, and ride out a killed subscription without a failed send.
+    /// </summary>
+    [Test, CancelAfter(60_000)]
+    public async Task Instances_started_while_Redis_is_down_chat_as_usual_once_it_is_up(CancellationToken cancellationToken)
+    {
+        using var redis = await RedisServerProcess.StartAsync();
+        redis.Stop();
+        await using var hostA = new ChatHost(redis.ConnectionString, Unlimited);
+        await using var hostB = new ChatHost(redis.ConnectionString, Unlimited);
+        Assert.That(await ReadyzAsync(hostA, cancellationToken), Is.EqualTo(HttpStatusCode.ServiceUnavailable));
+
+        await redis.StartAgainAsync();
+        await WaitReadyAsync(hostA, HttpStatusCode.OK, cancellationToken);
+        await WaitReadyAsync(hostB, HttpStatusCode.OK, cancellationToken);
+        var room = TestNames.Room();
+        await using var alice = await ChatClient.SignInAsync(hostA.WebSocketUri, "alice", room, cancellationToken);
+        await using var bob = await ChatClient.SignInAsync(hostB.WebSocketUri, "bob", room, cancellationToken);
+        Assert.That(await KillSubscribersAsync(redis.ConnectionString), Is.GreaterThan(0));
+        for (var i = 1; i <= 3; i++)
+        {
+            var ack = await alice.RequestAsync(new { type = "sendMessage", text = $"m{i}" }, cancellationToken);
+            Assert.That((ack.Ok, ack.Seq), Is.EqualTo((true, (long?)i)), ack.Raw);
+        }
+
+        var seen = new List<string?>();
+        while (seen.Count < 3)
+        {
+            seen.Add((await bob.ExpectAsync(f => f.Type == "message", cancellationToken)).Text);
+        }
+
+        Assert.That(seen, Is.EqualTo(new[] { "m1", "m2", "m3" }), "delivered on the other instance, live or from history");
+    }
+
     [Test, CancelAfter(30_000)]
     public async Task A_script_cache_Redis_flushed_costs_nothing_the_append_loads_it_again(CancellationToken cancellationToken)
     {
