@@ -42,15 +42,14 @@ internal sealed class ChatConnection : IFrameSink
     private readonly Channel<ReadOnlyMemory<byte>> _outgoing;
     private readonly TaskCompletionSource _closeRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly WriteDelay _writeDelay;
-    private readonly TimeProvider _time;
     private long _lastWrite;
 
     /// <summary><paramref name="wire"/>: the stream under <paramref name="socket"/>; the connection owns both.</summary>
-    public ChatConnection(string id, WebSocket socket, CloseLastStream wire, ChatOptions options, WriteDelay writeDelay, TimeProvider time,
-        ChatMetrics metrics, ILogger logger)
+    public ChatConnection(string id, WebSocket socket, CloseLastStream wire, ChatOptions options, WriteDelay writeDelay, ChatMetrics metrics,
+        ILogger logger)
     {
         Id = id;
-        (_writeDelay, _time) = (writeDelay, time);
+        _writeDelay = writeDelay;
         _socket = socket;
         _wire = wire;
         _options = options;
@@ -213,13 +212,12 @@ internal sealed class ChatConnection : IFrameSink
             var reader = _outgoing.Reader;
             while (await reader.WaitToReadAsync(CancellationToken.None))
             {
-                if (_writeDelay.Holds(_lastWrite, _time) && Volatile.Read(ref _closeStatus) == 0)
+                if (_writeDelay.Holds(_lastWrite) && Volatile.Read(ref _closeStatus) == 0)
                 {
                     await _writeDelay.NextTick;   // busy: what arrives meanwhile goes out in the same write
                 }
 
-                _lastWrite = _time.GetTimestamp();
-                _writeDelay.Writing();
+                _lastWrite = _writeDelay.Writing();
                 if (!await SendQueuedAsync(reader))
                 {
                     break;   // a close is decided: no data frame starts after it; what is still queued is dropped

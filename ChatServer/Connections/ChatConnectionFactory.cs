@@ -47,7 +47,7 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
     public async Task RunAsync(WebSocket socket, CloseLastStream wire, AuthIdentity? identity, CancellationToken aborted)
     {
         var connection = new ChatConnection($"{_instanceId}-{Interlocked.Increment(ref _created)}", socket, wire, options.Value, writeDelay,
-            time, metrics, _connectionLogger);
+            metrics, _connectionLogger);
         var rateLimiter = new SendRateLimiter(time, options.Value.RateLimitPerSecond, options.Value.RateLimitBurst);
         using var session = new ChatSession(connection, rateLimiter, registry, log, channel, presence, time, _sessionLogger, aborted,
             lifetime.ApplicationStopping);

@@ -14,6 +14,7 @@ internal sealed class WriteDelay : IDisposable
 {
     private readonly Lock _gate = new();
     private readonly ITimer _timer;
+    private readonly TimeProvider _time;
     private TaskCompletionSource _tick = new();   // continuations run on the timer's thread: each one only writes
     private bool _armed;
     private long _writes;
@@ -22,6 +23,7 @@ internal sealed class WriteDelay : IDisposable
     public WriteDelay(IOptions<ChatOptions> options, TimeProvider time)
     {
         Window = options.Value.WriteDelay;
+        _time = time;
         _timer = time.CreateTimer(_ => Tick(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
@@ -31,11 +33,15 @@ internal sealed class WriteDelay : IDisposable
     /// <summary>How many times connections wrote what they had queued, and how many of those waited for a tick first.</summary>
     public (long Writes, long Held) Counts => (Volatile.Read(ref _writes), Volatile.Read(ref _held));
 
-    /// <summary>Whether a connection whose last write was at <paramref name="lastWrite"/> (a timestamp) waits for the tick.</summary>
-    public bool Holds(long lastWrite, TimeProvider time) => Window > TimeSpan.Zero && time.GetElapsedTime(lastWrite) < Window;
+    /// <summary>Whether a connection whose last write was at <paramref name="lastWrite"/> (from <see cref="Writing"/>) waits for the tick.</summary>
+    public bool Holds(long lastWrite) => Window > TimeSpan.Zero && _time.GetElapsedTime(lastWrite) < Window;
 
-    /// <summary>A connection is about to write what it has queued.</summary>
-    public void Writing() => Interlocked.Increment(ref _writes);
+    /// <summary>A connection is about to write what it has queued: counted, and the time of it returned.</summary>
+    public long Writing()
+    {
+        Interlocked.Increment(ref _writes);
+        return _time.GetTimestamp();
+    }
 
     /// <summary>Completes on the next tick, at most one window from now.</summary>
     public Task NextTick
