@@ -51,7 +51,7 @@ public sealed class MessageLogTests(Backend backend) : TwoHostFixture(backend)
         var room = TestNames.Room();
         var prefix = MessageEncoding.WritePrefix(room, "zoë", "\"quoted\" ✓", DateTimeOffset.UnixEpoch);
 
-        var (seq, epoch) = await log.AppendAsync(room, prefix);
+        var (seq, epoch, _) = await log.AppendAsync(room, prefix);
         var stored = (await log.ReadLatestAsync(room, 1, cancellationToken)).Messages.Single();
 
         Assert.That(RoomEntry.TryParse(RoomEntry.EncodeMessage(prefix, seq, epoch), out var expected), Is.True);
@@ -66,10 +66,10 @@ public sealed class MessageLogTests(Backend backend) : TwoHostFixture(backend)
         var room = TestNames.Room();
         byte[] Text(string text) => MessageEncoding.WritePrefix(room, "u", text, DateTimeOffset.UnixEpoch);
         await log.AppendAsync(room, Text("t1"));
-        var (two, epoch) = await log.AppendAsync(room, Text("t2"));
+        var (two, epoch, _) = await log.AppendAsync(room, Text("t2"));
 
         // Seen up to the head, or in another epoch: nothing changes.
-        var (three, same) = await log.AppendAsync(room, Text("t3"), new LogMark(epoch, two));
+        var (three, same, _) = await log.AppendAsync(room, Text("t3"), new LogMark(epoch, two));
         var other = await log.ReadLatestAsync(room, 10, cancellationToken, new LogMark("elsewhere", 99));
         Assert.That((three, same, other.Epoch, other.Head), Is.EqualTo((3L, epoch, epoch, 3L)));
 
@@ -77,8 +77,8 @@ public sealed class MessageLogTests(Backend backend) : TwoHostFixture(backend)
         var read = await log.ReadAfterAsync(room, 0, 10, cancellationToken, new LogMark(epoch, 5));
         Assert.That((read.Epoch, read.Head, read.Messages.Count), Is.Not.EqualTo((epoch, 3L, 3)));
         Assert.That((read.Head, read.First, read.Messages.Count), Is.EqualTo((0L, 1L, 0)), read.Epoch);
-        var (first, next) = await log.AppendAsync(room, Text("n1"), new LogMark(read.Epoch, 0));
-        var (again, rotated) = await log.AppendAsync(room, Text("n2"), new LogMark(next, 7));
+        var (first, next, _) = await log.AppendAsync(room, Text("n1"), new LogMark(read.Epoch, 0));
+        var (again, rotated, _) = await log.AppendAsync(room, Text("n2"), new LogMark(next, 7));
         var history = await log.ReadLatestAsync(room, 10, cancellationToken);
 
         Assert.That((first, next), Is.EqualTo((1L, read.Epoch)));

@@ -61,7 +61,7 @@ internal sealed class FakeLog(int historyLength) : IMessageLog
         _kept.RemoveRange(_kept.Count - count, count);
     }
 
-    public Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null) => throw new NotSupportedException();
+    public Task<Appended> AppendAsync(string room, byte[] openJson, LogMark? seen = null, MessageKey? key = null) => throw new NotSupportedException();
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
         Read(LogRead.Latest, 0, count, seen);

@@ -29,6 +29,7 @@ internal sealed class ChatSession : IDisposable
     private string _user = "";
     private bool _counted;   // presence counts this connection as _user in _member's room
     private bool _closed;
+    private long _lastTyping;   // when this connection's last forwarded typing was sent (a TimeProvider timestamp); under _gate
 
     public ChatSession(ChatConnection connection, SendRateLimiter rateLimiter, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
         PresenceTracker presence, TimeProvider time, ILogger logger, CancellationToken requestAborted, CancellationToken applicationStopping)
@@ -74,14 +75,44 @@ internal sealed class ChatSession : IDisposable
         return new AckFrame { Id = id, Ok = true, Room = member.Room, Epoch = page.Epoch, Messages = Raw(page.Messages), More = more };
     });
 
-    public Task SendMessageAsync(JsonElement? id, string text) => InRoomAsync(id, async (member, _) =>
+    /// <summary><c>sendMessage</c>; with <paramref name="key"/> (protocol 1.2) a resend of a stored message stores nothing.</summary>
+    public Task SendMessageAsync(JsonElement? id, string text, string? key) => InRoomAsync(id, async (member, _) =>
     {
         ConnectionLog.MessageText(_logger, _connection.Id, FrameTypes.SendMessage, _user, member.Room, text);
-        var prefix = MessageEncoding.WritePrefix(member.Room, _user, text, _time.GetUtcNow());
+        var prefix = MessageEncoding.WritePrefix(member.Room, _user, text, _time.GetUtcNow(), key);
         var seen = _registry.Seen(member.Room);   // the failover guard: never a seq this instance has already seen
-        var (seq, _) = await _log.AppendAsync(member.Room, prefix, seen);   // not cancelled: once sent, it is stored or not
-        return new AckFrame { Id = id, Ok = true, Seq = seq };
+        try
+        {
+            // not cancelled: once sent, it is stored or not
+            var appended = await _log.AppendAsync(member.Room, prefix, seen, key is null ? null : new MessageKey(_user, key));
+            return new AckFrame { Id = id, Ok = true, Seq = appended.Seq, Duplicate = appended.Duplicate ? true : null };
+        }
+        catch (StoreUnavailableException ex) when (ex.OutcomeUnknown && key is not null)
+        {
+            return AckFrame.Rejected(id, StoreUnavailableException.UnknownOutcomeWithKeyError);
+        }
     }, cancellable: false);
+
+    /// <summary>
+    /// <c>typing</c> (protocol 1.2): tells the room's other members, on every instance, through the room's channel; at
+    /// most one per <see cref="TypingInterval"/>, later ones are acked and dropped. Not stored, so it waits on no message.
+    /// </summary>
+    public Task TypingAsync(JsonElement? id) => InRoomAsync(id, async (member, _) =>
+    {
+        var now = _time.GetTimestamp();
+        if (_lastTyping != 0 && _time.GetElapsedTime(_lastTyping, now) < TypingInterval)
+        {
+            return new AckFrame { Id = id, Ok = true };
+        }
+
+        _lastTyping = now;
+        var json = JsonSerializer.SerializeToUtf8Bytes(new TypingNotice { Room = member.Room, User = _user }, ChatJsonContext.Wire.TypingNotice);
+        await _channel.PublishAsync(member.Room, RoomEntry.EncodeNotification(_connection.Id, json));
+        return new AckFrame { Id = id, Ok = true };
+    }, cancellable: false);
+
+    /// <summary>The most often one connection's <c>typing</c> reaches the room (PROTOCOL.md, "Typing").</summary>
+    public static readonly TimeSpan TypingInterval = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// Leaves the room with a leave notification; later frames are ignored. Delivery stops before the first await, even

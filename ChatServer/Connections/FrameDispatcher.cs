@@ -78,6 +78,7 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
             SendMessageFrame => FrameTypes.SendMessage,
             MembersFrame => FrameTypes.Members,
             HistoryFrame => FrameTypes.History,
+            TypingFrame => FrameTypes.Typing,
             _ => "other",
         });
         switch (parsed.Frame)
@@ -102,9 +103,12 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
                 return Reject(session, parsed, "Authentication is not enabled on this server: sign in with a user name.");
 
             case SendMessageFrame send:
-                return validator.ValidateText(send.Text) is { } textError
-                    ? Reject(session, parsed, textError)
-                    : session.SendMessageAsync(id, send.Text!);
+                return (validator.ValidateText(send.Text) ?? FrameValidator.ValidateKey(send.Key)) is { } sendError
+                    ? Reject(session, parsed, sendError)
+                    : session.SendMessageAsync(id, send.Text!, send.Key);
+
+            case TypingFrame:
+                return session.TypingAsync(id);
 
             default:
                 return Reject(session, parsed, "Unsupported frame.");

@@ -27,6 +27,15 @@ public sealed class ChatOptions
     /// </summary>
     [Range(1, 10_000_000)] public int MaxInProcessRooms { get; set; } = 10_000;
 
+    /// <summary>
+    /// How long a room remembers a <c>sendMessage</c> key (protocol 1.2): a resend with the same key within it stores
+    /// nothing and gets the first one's <c>seq</c>. Range 1 s to 1 day.
+    /// </summary>
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Keys a room remembers at most within the window; beyond it the oldest are forgotten first (bounded memory).</summary>
+    [Range(1, 1_000_000)] public int IdempotencyKeysPerRoom { get; set; } = 10_000;
+
     /// <summary>Largest accepted frame; a larger one closes the connection with 1009.</summary>
     [Range(1_024, 1_048_576)] public int MaxFrameBytes { get; set; } = 16 * 1024;
 

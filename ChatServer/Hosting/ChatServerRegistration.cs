@@ -56,6 +56,8 @@ internal static class ChatServerRegistration
             .Validate(o => o.PresenceTtl >= TimeSpan.FromSeconds(1), "Chat:PresenceTtl must be at least one second.")
             .Validate(o => o.HistoryTtl == TimeSpan.Zero || (o.HistoryTtl >= TimeSpan.FromSeconds(1) && o.HistoryTtl <= TimeSpan.FromDays(3_650)),
                 "Chat:HistoryTtl must be 00:00:00 (keep rooms forever) or between one second and 3650 days.")
+            .Validate(o => o.IdempotencyWindow >= TimeSpan.FromSeconds(1) && o.IdempotencyWindow <= TimeSpan.FromDays(1),
+                "Chat:IdempotencyWindow must be between one second and one day.")
             .Validate(o => o.RepairRetryDelay > TimeSpan.Zero, "Chat:RepairRetryDelay must be positive.")
             .Validate(o => o.WriteDelay >= TimeSpan.Zero && o.WriteDelay <= TimeSpan.FromSeconds(1),
                 "Chat:WriteDelay must be between 00:00:00 (write at once) and 00:00:01.")

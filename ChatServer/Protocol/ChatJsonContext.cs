@@ -12,6 +12,7 @@ namespace ChatServer.Protocol;
 [JsonSerializable(typeof(NotificationFrame))]
 [JsonSerializable(typeof(GapFrame))]
 [JsonSerializable(typeof(PresenceFrame))]
+[JsonSerializable(typeof(TypingNotice))]
 internal sealed partial class ChatJsonContext : JsonSerializerContext
 {
     /// <summary>

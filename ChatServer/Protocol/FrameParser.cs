@@ -59,12 +59,13 @@ internal static class FrameParser
                 FrameTypes.SendMessage => ReadSendMessage(root, id),
                 FrameTypes.UpdateSocketId => ReadUpdateSocketId(root, id),
                 FrameTypes.Members => new(id, new MembersFrame(), null),
+                FrameTypes.Typing => new(id, new TypingFrame(), null),
                 FrameTypes.History => ReadHistory(root, id),
                 FrameTypes.Auth => TryReadString(root, "token", out var token, out var tokenError)
                     ? new(id, new AuthFrame(token), null)
                     : ParsedFrame.Rejected(id, tokenError),
                 var unknown => ParsedFrame.Rejected(id,
-                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage, updateSocketId, members or history."),
+                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage, updateSocketId, members, history or typing."),
             };
         }
     }
@@ -79,10 +80,18 @@ internal static class FrameParser
         return new(id, new SignInFrame(user, room), null);
     }
 
-    private static ParsedFrame ReadSendMessage(JsonElement root, JsonElement? id) =>
-        TryReadString(root, "text", out var text, out var error)
-            ? new(id, new SendMessageFrame(text), null)
-            : ParsedFrame.Rejected(id, error);
+    private static ParsedFrame ReadSendMessage(JsonElement root, JsonElement? id)
+    {
+        if (!TryReadString(root, "text", out var text, out var error))
+        {
+            return ParsedFrame.Rejected(id, error);
+        }
+
+        // A key of the wrong type gets the key rule's own sentence, as a key of the wrong shape does.
+        return TryReadString(root, "key", out var key, out _)
+            ? new(id, new SendMessageFrame(text, key), null)
+            : ParsedFrame.Rejected(id, FrameValidator.KeyError);
+    }
 
     private static ParsedFrame ReadUpdateSocketId(JsonElement root, JsonElement? id)
     {

@@ -9,6 +9,7 @@ internal static class FrameTypes
     public const string Members = "members";
     public const string History = "history";
     public const string Auth = "auth";   // protocol 1.1, optional authentication
+    public const string Typing = "typing";   // protocol 1.2, both ways
 
     public const string Ack = "ack";
     public const string Message = "message";

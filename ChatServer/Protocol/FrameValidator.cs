@@ -49,6 +49,33 @@ internal sealed class FrameValidator(IOptions<ChatOptions> options)
         return null;
     }
 
+    /// <summary>PROTOCOL.md "Sends that survive a reconnect": the one sentence for every bad <c>key</c>.</summary>
+    public const string KeyError = "Field 'key' must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'.";
+
+    /// <summary>An absent key is fine (v1 behaviour); a present one is 1–64 of <c>A-Z a-z 0-9 _ -</c>.</summary>
+    public static string? ValidateKey(string? key)
+    {
+        if (key is null)
+        {
+            return null;
+        }
+
+        if (key.Length is < 1 or > 64)
+        {
+            return KeyError;
+        }
+
+        foreach (var c in key)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '_' or '-'))
+            {
+                return KeyError;
+            }
+        }
+
+        return null;
+    }
+
     private static string? ValidateName(string field, string? value, int maxLength, out string trimmed)
     {
         trimmed = "";

@@ -9,8 +9,11 @@ internal abstract record ClientFrame;
 /// <summary><c>{"type":"signin","user":…,"room":…}</c></summary>
 internal sealed record SignInFrame(string? User, string? Room) : ClientFrame;
 
-/// <summary><c>{"type":"sendMessage","text":…}</c></summary>
-internal sealed record SendMessageFrame(string? Text) : ClientFrame;
+/// <summary><c>{"type":"sendMessage","text":…,"key":…}</c>; <see cref="Key"/> (protocol 1.2) makes a resend harmless.</summary>
+internal sealed record SendMessageFrame(string? Text, string? Key = null) : ClientFrame;
+
+/// <summary><c>{"type":"typing"}</c> (protocol 1.2): the connection's user is typing; the room's other members hear of it.</summary>
+internal sealed record TypingFrame : ClientFrame;
 
 /// <summary><c>{"type":"members"}</c> (extension): who is in the caller's room, across instances.</summary>
 internal sealed record MembersFrame : ClientFrame;
@@ -44,6 +47,9 @@ internal sealed class AckFrame
     public IReadOnlyList<RawJson>? Messages { get; init; }
 
     public bool? Recovered { get; init; }
+
+    /// <summary>Protocol 1.2, <c>sendMessage</c> with a <c>key</c> already stored: nothing new was stored; <see cref="Seq"/> is the first one's.</summary>
+    public bool? Duplicate { get; init; }
 
     /// <summary>Extension, <c>members</c>: each user in the room once, sorted.</summary>
     public IReadOnlyList<string>? Members { get; init; }
@@ -85,6 +91,14 @@ internal sealed class PresenceFrame
     public required string Room { get; init; }
     public required string User { get; init; }
     public bool Present { get; init; }
+}
+
+/// <summary><c>{"type":"typing","room":…,"user":…}</c> (protocol 1.2): sent to the room's other members, never stored.</summary>
+internal sealed class TypingNotice
+{
+    public string Type => FrameTypes.Typing;
+    public required string Room { get; init; }
+    public required string User { get; init; }
 }
 
 /// <summary><c>{"type":"gap",…}</c>: messages <see cref="From"/>..<see cref="To"/> could not be delivered.</summary>

@@ -17,7 +17,8 @@ internal static class MessageEncoding
     /// <summary>The length of <see cref="TimestampFormat"/>'s output.</summary>
     public const int TimestampLength = 24;
 
-    public static byte[] WritePrefix(string room, string user, string text, DateTimeOffset storedAt)
+    /// <summary><paramref name="key"/>: the client's idempotency key (protocol 1.2), written after <c>ts</c>, or none.</summary>
+    public static byte[] WritePrefix(string room, string user, string text, DateTimeOffset storedAt, string? key = null)
     {
         var buffer = new ArrayBufferWriter<byte>(128 + text.Length);
         Span<byte> ts = stackalloc byte[TimestampLength];
@@ -30,6 +31,11 @@ internal static class MessageEncoding
             writer.WriteString("user"u8, user);
             writer.WriteString("text"u8, text);
             writer.WriteString("ts"u8, ts);
+            if (key is not null)
+            {
+                writer.WriteString("key"u8, key);   // after ts: only A-Z a-z 0-9 _ -, so TryReadTimestamp still finds the real ts
+            }
+
             writer.Flush();   // deliberately open: Complete() appends seq and epoch and the closing brace
         }
 

@@ -18,8 +18,13 @@ internal interface IMessageLog
     /// <summary>Whether messages can be stored now (<c>/readyz</c>).</summary>
     bool IsAvailable { get; }
 
-    /// <summary>Numbers, stores, trims and publishes one message. <paramref name="openJson"/>: see <c>MessageEncoding</c>.</summary>
-    Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null);
+    /// <summary>
+    /// Numbers, stores, trims and publishes one message. <paramref name="openJson"/>: see <c>MessageEncoding</c>. With
+    /// <paramref name="key"/>, a message whose key the room already holds (within <c>IdempotencyWindow</c>, same epoch)
+    /// stores and publishes nothing and returns the first one's number, <see cref="Appended.Duplicate"/>: the check and
+    /// the store are one atomic step.
+    /// </summary>
+    Task<Appended> AppendAsync(string room, byte[] openJson, LogMark? seen = null, MessageKey? key = null);
 
     /// <summary>The newest <paramref name="count"/> messages (0: the head alone).</summary>
     Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null);
@@ -29,6 +34,18 @@ internal interface IMessageLog
 
     /// <summary>The oldest <paramref name="count"/> messages with a <c>seq</c> above <paramref name="after"/>.</summary>
     Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null);
+}
+
+/// <summary>Where an append landed; <see cref="Duplicate"/>: its key was already stored, and this is that message's place.</summary>
+internal readonly record struct Appended(long Seq, string Epoch, bool Duplicate = false);
+
+/// <summary>
+/// A client's idempotency key (protocol 1.2), scoped to the message's author: the same key from another user is
+/// another message. <see cref="Id"/> is how logs record it (the key has no spaces, so it cannot run into the name).
+/// </summary>
+internal readonly record struct MessageKey(string User, string Key)
+{
+    public string Id => $"{Key} {User}";
 }
 
 /// <summary>

@@ -17,6 +17,8 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
     private readonly int _historyLength = options.Value.HistoryLength;
     private readonly TimeSpan _ttl = options.Value.HistoryTtl;
     private readonly int _maxRooms = options.Value.MaxInProcessRooms;
+    private readonly TimeSpan _keyWindow = options.Value.IdempotencyWindow;
+    private readonly int _keysPerRoom = options.Value.IdempotencyKeysPerRoom;
     private readonly ConcurrentDictionary<string, RoomLogState> _rooms = new(StringComparer.Ordinal);
     private readonly Lock _sweepSync = new();
     private long _lastSweep = time.GetTimestamp();
@@ -26,9 +28,15 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
     /// <summary>Rooms held now (tests, benchmarks): at most <c>MaxInProcessRooms</c> once a sweep has run.</summary>
     internal int RoomCount => _rooms.Count;
 
-    public Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null) => Task.FromResult(WithState(room, state =>
+    public Task<Appended> AppendAsync(string room, byte[] openJson, LogMark? seen = null, MessageKey? key = null) => Task.FromResult(WithState(room, state =>
     {
         state.RestartIfBehind(seen);
+        var now = time.GetTimestamp();
+        if (key is { } k && state.Keys.Find(k.Id, now, _keyWindow, time) is { } prior)
+        {
+            return new Appended(prior, state.Epoch, Duplicate: true);
+        }
+
         var seq = state.Head + 1;
         var stored = RoomEntry.EncodeMessage(openJson, seq, state.Epoch);
         _ = RoomEntry.TryParse(stored, out var entry);
@@ -43,8 +51,13 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
         }
 
         state.Head = seq;
+        if (key is { } added)
+        {
+            state.Keys.Add(added.Id, seq, now, _keysPerRoom);
+        }
+
         channel.Publish(room, stored);
-        return (seq, state.Epoch);
+        return new Appended(seq, state.Epoch);
     }));
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
@@ -173,6 +186,7 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
     {
         public readonly Lock Sync = new();
         public readonly List<RoomEntry> Ring = [];
+        public readonly RecentKeys Keys = new();
         public string Epoch = Epochs.New();
         public long Head;
         public long LastUsed = created;   // a TimeProvider timestamp; written under Sync
@@ -185,7 +199,45 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
             {
                 (Epoch, Head) = (Epochs.New(), 0);
                 Ring.Clear();
+                Keys.Clear();   // their seqs belong to the old epoch
             }
+        }
+    }
+
+    /// <summary>
+    /// A room's recent message keys (under the room's lock), oldest first: what the Redis script keeps in a hash and a
+    /// sorted set. Expired ones are forgotten as they are met; beyond the cap, the oldest first.
+    /// </summary>
+    private sealed class RecentKeys
+    {
+        private readonly Dictionary<string, (long Seq, long At)> _byId = new(StringComparer.Ordinal);
+        private readonly Queue<(string Id, long At)> _order = new();
+
+        public long? Find(string id, long now, TimeSpan window, TimeProvider time)
+        {
+            while (_order.TryPeek(out var oldest) && time.GetElapsedTime(oldest.At, now) >= window)
+            {
+                _order.Dequeue();
+                _byId.Remove(oldest.Id);
+            }
+
+            return _byId.TryGetValue(id, out var found) ? found.Seq : null;
+        }
+
+        public void Add(string id, long seq, long now, int cap)
+        {
+            _byId[id] = (seq, now);
+            _order.Enqueue((id, now));
+            while (_order.Count > cap && _order.TryDequeue(out var oldest))
+            {
+                _byId.Remove(oldest.Id);
+            }
+        }
+
+        public void Clear()
+        {
+            _byId.Clear();
+            _order.Clear();
         }
     }
 }

@@ -47,12 +47,35 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         end
         """;
 
-    // KEYS: meta hash, history list. ARGV: open message JSON, history length, epoch candidate, channel, PUBLISH or
-    // SPUBLISH, then the failover guard's seen epoch and seq, then the history TTL in ms (retention). One script text
-    // for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has the room's hash tag, so
-    // SPUBLISH from the script stays in the slot the keys routed it to.
+    // KEYS: meta hash, history list, key hash, key times. ARGV: open message JSON, history length, epoch candidate,
+    // channel, PUBLISH or SPUBLISH, then the failover guard's seen epoch and seq, then the history TTL in ms
+    // (retention), then the message's key id ("" for none), the idempotency window in ms and the most keys a room
+    // keeps. One script text for both modes keeps one cached SHA. The channel is not a key, but on a Cluster it has the
+    // room's hash tag, so SPUBLISH from the script stays in the slot the keys routed it to.
+    // A key already recorded in this epoch within the window answers {seq, epoch, 1} and stores nothing; the record
+    // and the message are written in this one step, so two copies racing on two instances store one message. Expired
+    // keys are forgotten a bounded number at a time; beyond the cap the oldest go first.
     private static readonly string AppendScript = $$"""
         {{Epoch(candidate: 3, seen: 6)}}
+        local keyid = ARGV[9]
+        local now = 0
+        if keyid ~= '' then
+          local t = redis.call('TIME')
+          now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          local window = tonumber(ARGV[10])
+          local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - window, 'LIMIT', 0, 100)
+          if #expired > 0 then
+            redis.call('HDEL', KEYS[3], unpack(expired))
+            redis.call('ZREM', KEYS[4], unpack(expired))
+          end
+          local prior = redis.call('HGET', KEYS[3], keyid)
+          if prior then
+            local space = string.find(prior, ' ', 1, true)
+            if string.sub(prior, space + 1) == epoch then
+              return {tonumber(string.sub(prior, 1, space - 1)), epoch, 1}
+            end
+          end
+        end
         local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
         local entry = {{RoomEntry.LuaEncodeMessage}}
         redis.call('RPUSH', KEYS[2], entry)
@@ -61,7 +84,19 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         -- retention: ARGV[8]
         local ttl = tonumber(ARGV[8])
         {{ExpireRoomKeys}}
-        return {seq, epoch}
+        if keyid ~= '' then
+          redis.call('HSET', KEYS[3], keyid, seq .. ' ' .. epoch)
+          redis.call('ZADD', KEYS[4], now, keyid)
+          local over = redis.call('ZCARD', KEYS[4]) - tonumber(ARGV[11])
+          if over > 0 then
+            local oldest = redis.call('ZRANGE', KEYS[4], 0, math.min(over, 1000) - 1)
+            redis.call('HDEL', KEYS[3], unpack(oldest))
+            redis.call('ZREM', KEYS[4], unpack(oldest))
+          end
+          redis.call('PEXPIRE', KEYS[3], ARGV[10])
+          redis.call('PEXPIRE', KEYS[4], ARGV[10])
+        end
+        return {seq, epoch, 0}
         """;
 
     // KEYS: meta hash, history list. ARGV: epoch candidate, read (Latest|Before|After), position, count, then the
@@ -95,19 +130,22 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
 
     private readonly int _historyLength = options.Value.HistoryLength;
     private readonly long _ttlMs = (long)options.Value.HistoryTtl.TotalMilliseconds;
+    private readonly long _keyWindowMs = (long)options.Value.IdempotencyWindow.TotalMilliseconds;
+    private readonly int _keysPerRoom = options.Value.IdempotencyKeysPerRoom;
 
     public bool IsAvailable => connection.IsConnected;
 
-    public async Task<(long Seq, string Epoch)> AppendAsync(string room, byte[] openJson, LogMark? seen = null)
+    public async Task<Appended> AppendAsync(string room, byte[] openJson, LogMark? seen = null, MessageKey? key = null)
     {
         var started = Stopwatch.GetTimestamp();
         var candidate = Epochs.New();
         var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(AppendScript,
-            [keys.Meta(room), keys.History(room)],
-            [openJson, _historyLength, candidate, keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs]));
+            [keys.Meta(room), keys.History(room), keys.MessageKeys(room), keys.MessageKeyTimes(room)],
+            [openJson, _historyLength, candidate, keys.Channel(room).ToString(), keys.PublishCommand, seen?.Epoch ?? "", seen?.Seq ?? 0, _ttlMs,
+                key?.Id ?? "", _keyWindowMs, _keysPerRoom]));
         metrics.ScriptCompleted(started);
         var parts = (RedisResult[])result!;
-        return ((long)parts[0], (string)parts[1]!);
+        return new((long)parts[0], (string)parts[1]!, (long)parts[2] == 1);
     }
 
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>

@@ -21,6 +21,12 @@ internal sealed class RoomKeys(IOptions<RedisOptions> options)
     /// <summary>List of stored entries, oldest first, capped at <c>HistoryLength</c>.</summary>
     public RedisKey History(string room) => $"{_prefix}{{{Escape(room)}}}:history";
 
+    /// <summary>Hash of <c>"&lt;key&gt; &lt;user&gt;"</c> → <c>"&lt;seq&gt; &lt;epoch&gt;"</c>: the room's recent idempotency keys.</summary>
+    public RedisKey MessageKeys(string room) => $"{_prefix}{{{Escape(room)}}}:keys";
+
+    /// <summary>Sorted set of the same <c>"&lt;key&gt; &lt;user&gt;"</c>, scored by when each was stored (Unix ms): what to forget first.</summary>
+    public RedisKey MessageKeyTimes(string room) => $"{_prefix}{{{Escape(room)}}}:keytimes";
+
     /// <summary>Sorted set of <c>"&lt;instance id&gt; &lt;user&gt;"</c>, scored by when that entry expires (Unix ms).</summary>
     public RedisKey Presence(string room) => $"{_prefix}{{{Escape(room)}}}:presence";
 
