@@ -57,6 +57,27 @@ public sealed class WscatTests
         Assert.That(left.Description, Is.EqualTo("alice just left the room"));
     }
 
+    [Test, CancelAfter(60_000)]
+    public async Task Wscat_resends_with_the_same_key_and_gets_the_first_seq_marked_duplicate(CancellationToken cancellationToken)
+    {
+        RepositoryFiles.RequireTool(WscatPath, "wscat", "run npm ci --prefix tools");
+        await using var host = new ChatHost(TestRedis.ConnectionString);
+        var room = TestNames.Room("wscat");
+
+        using var alice = Wscat.Start(host.WebSocketUri,
+        [
+            Json(new { type = "signin", id = 1, user = "alice", room }),
+            Json(new { type = "sendMessage", id = 2, text = "hello", key = "9b1c2f" }),
+            Json(new { type = "sendMessage", id = 3, text = "hello", key = "9b1c2f" }),
+            Json(new { type = "sendMessage", id = 4, text = "after" }),
+        ]);
+
+        var printed = await alice.ExpectAllAsync([f => f.IsAck(2), f => f.IsAck(3), f => f.IsAck(4)], cancellationToken);
+        Assert.That(printed[0].Raw, Is.EqualTo("""{"type":"ack","id":2,"ok":true,"seq":1}"""));
+        Assert.That(printed[1].Raw, Is.EqualTo("""{"type":"ack","id":3,"ok":true,"seq":1,"duplicate":true}"""));
+        Assert.That(printed[2].Seq, Is.EqualTo(2), "the resend stored nothing");
+    }
+
     private static string Json(object frame) => JsonSerializer.Serialize(frame);
 
     /// <summary>
