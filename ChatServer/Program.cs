@@ -1,5 +1,6 @@
 using ChatServer.Auth;
 using ChatServer.Connections;
+using ChatServer.History;
 using ChatServer.Hosting;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
@@ -9,6 +10,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 });
 builder.AddChatServer();        // options + validation, port, JSON logs in containers, rooms on Redis
                                 // (StackExchange.Redis: per-room channels, capped history lists) or in process
+builder.AddChatHistory();       // history reads and deletes; with History__ConnectionString, every message archived in PostgreSQL
 builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)
 

@@ -63,6 +63,12 @@ internal sealed class FakeLog(int historyLength) : IMessageLog
 
     public Task<Appended> AppendAsync(string room, byte[] openJson, LogMark? seen = null, MessageKey? key = null) => throw new NotSupportedException();
 
+    public Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement) => throw new NotSupportedException();
+
+    public IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+
+    public Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken) => throw new NotSupportedException();
+
     public Task<LogSlice> ReadLatestAsync(string room, int count, CancellationToken cancellationToken, LogMark? seen = null) =>
         Read(LogRead.Latest, 0, count, seen);
 

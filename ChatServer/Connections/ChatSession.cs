@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ChatServer.History;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
 
@@ -20,6 +21,9 @@ internal sealed class ChatSession : IDisposable
     private readonly IMessageLog _log;
     private readonly IRoomChannel _channel;
     private readonly PresenceTracker _presence;
+    private readonly HistoryReader _history;
+    private readonly MessageDeleter _deleter;
+    private readonly ArchiveWriter? _archive;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -32,10 +36,12 @@ internal sealed class ChatSession : IDisposable
     private long _lastTyping;   // when this connection's last forwarded typing was sent (a TimeProvider timestamp); under _gate
 
     public ChatSession(ChatConnection connection, SendRateLimiter rateLimiter, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
-        PresenceTracker presence, TimeProvider time, ILogger logger, CancellationToken requestAborted, CancellationToken applicationStopping)
+        PresenceTracker presence, RoomHistory history, TimeProvider time, ILogger logger, CancellationToken requestAborted,
+        CancellationToken applicationStopping)
     {
         (_connection, _rateLimiter, _registry, _log, _channel, _presence, _time, _logger) =
             (connection, rateLimiter, registry, log, channel, presence, time, logger);
+        (_history, _deleter, _archive) = (history.Reader, history.Deleter, history.Archive);
         // Linked per frame, not per connection (Link): an idle signed-in socket holds no registration on either token.
         (_requestAborted, _applicationStopping) = (requestAborted, applicationStopping);
     }
@@ -63,16 +69,64 @@ internal sealed class ChatSession : IDisposable
     });
 
     /// <summary>
-    /// Extension <c>history</c>: up to <paramref name="limit"/> stored messages older than <paramref name="before"/>,
-    /// oldest first, and whether older ones remain. Without <paramref name="before"/>, the newest. One ranged read.
+    /// <c>history</c>: up to <paramref name="limit"/> messages older than (<paramref name="epoch"/>,
+    /// <paramref name="before"/>), oldest first, across epochs and on into the history database when there is one.
     /// </summary>
-    public Task HistoryAsync(JsonElement? id, long? before, int limit) => InRoomAsync(id, async (member, cancellationToken) =>
+    public Task HistoryAsync(JsonElement? id, long? before, int limit, string? epoch) => InRoomAsync(id, async (member, cancellationToken) =>
     {
-        var page = before is { } seq
-            ? await _log.ReadBeforeAsync(member.Room, seq, limit, cancellationToken)
-            : await _log.ReadLatestAsync(member.Room, limit, cancellationToken);
-        var more = page.Messages.Count > 0 && page.Messages[0].Seq > page.First;   // limit >= 1: an empty page has nothing older
-        return new AckFrame { Id = id, Ok = true, Room = member.Room, Epoch = page.Epoch, Messages = Raw(page.Messages), More = more };
+        try
+        {
+            var page = await _history.PageAsync(member.Room, epoch, before, limit, cancellationToken);
+            return new AckFrame { Id = id, Ok = true, Room = member.Room, Epoch = page.Epoch, Messages = page.Messages, More = page.More };
+        }
+        catch (HistoryUnavailableException)
+        {
+            return AckFrame.Rejected(id, HistoryReader.DatabaseUnavailableError);
+        }
+    });
+
+    /// <summary><c>search</c> (protocol 1.2): the room's messages matching <paramref name="query"/>, newest first; needs the history database.</summary>
+    public Task SearchAsync(JsonElement? id, string query, int limit, long? before, string? epoch) => InRoomAsync(id, async (member, cancellationToken) =>
+    {
+        if (!_history.HasDatabase)
+        {
+            return AckFrame.Rejected(id, HistoryReader.SearchNeedsDatabaseError);
+        }
+
+        try
+        {
+            var found = await _history.SearchAsync(member.Room, query, epoch, before, limit, cancellationToken);
+            return new AckFrame { Id = id, Ok = true, Room = member.Room, Messages = found.Messages, More = found.More };
+        }
+        catch (HistoryUnavailableException)
+        {
+            return AckFrame.Rejected(id, SearchUnavailableError);
+        }
+    });
+
+    private const string SearchUnavailableError = "The history database is unavailable; search cannot run now. Try again shortly.";
+
+    private const string DeleteUnavailableError = "The history database is unavailable; nothing was deleted. Try again shortly.";
+
+    /// <summary><c>deleteMessage</c> (protocol 1.2): the author's own message of the current room becomes a tombstone everywhere.</summary>
+    public Task DeleteMessageAsync(JsonElement? id, long seq, string epoch) => InRoomAsync(id, async (member, cancellationToken) =>
+    {
+        DeleteOutcome outcome;
+        try
+        {
+            outcome = await _deleter.DeleteAsync(member.Room, epoch, seq, author: _user, cancellationToken);
+        }
+        catch (HistoryUnavailableException)
+        {
+            return AckFrame.Rejected(id, DeleteUnavailableError);
+        }
+
+        return outcome switch
+        {
+            DeleteOutcome.Deleted or DeleteOutcome.AlreadyDeleted => new AckFrame { Id = id, Ok = true },
+            DeleteOutcome.NotAuthor => AckFrame.Rejected(id, "You can delete only your own messages."),
+            _ => AckFrame.Rejected(id, $"Message {seq} of epoch '{epoch}' is not in this room's history."),
+        };
     });
 
     /// <summary><c>sendMessage</c>; with <paramref name="key"/> (protocol 1.2) a resend of a stored message stores nothing.</summary>
@@ -85,6 +139,11 @@ internal sealed class ChatSession : IDisposable
         {
             // not cancelled: once sent, it is stored or not
             var appended = await _log.AppendAsync(member.Room, prefix, seen, key is null ? null : new MessageKey(_user, key));
+            if (!appended.Duplicate)
+            {
+                _archive?.Add(member.Room, prefix, appended.Seq, appended.Epoch);
+            }
+
             return new AckFrame { Id = id, Ok = true, Seq = appended.Seq, Duplicate = appended.Duplicate ? true : null };
         }
         catch (StoreUnavailableException ex) when (ex.OutcomeUnknown && key is not null)

@@ -79,6 +79,8 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
             MembersFrame => FrameTypes.Members,
             HistoryFrame => FrameTypes.History,
             TypingFrame => FrameTypes.Typing,
+            SearchFrame => FrameTypes.Search,
+            DeleteMessageFrame => FrameTypes.DeleteMessage,
             _ => "other",
         });
         switch (parsed.Frame)
@@ -97,7 +99,15 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
                 return session.MembersAsync(id);
 
             case HistoryFrame history:
-                return session.HistoryAsync(id, history.Before, history.Limit ?? DefaultHistoryPage);
+                return session.HistoryAsync(id, history.Before, history.Limit ?? DefaultHistoryPage, history.Epoch);
+
+            case SearchFrame search:
+                return FrameValidator.ValidateQuery(search.Query) is { } queryError
+                    ? Reject(session, parsed, queryError)
+                    : session.SearchAsync(id, search.Query!, search.Limit ?? DefaultSearchPage, search.Before, search.Epoch);
+
+            case DeleteMessageFrame delete:
+                return session.DeleteMessageAsync(id, delete.Seq, delete.Epoch);
 
             case AuthFrame:
                 return Reject(session, parsed, "Authentication is not enabled on this server: sign in with a user name.");
@@ -117,6 +127,9 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
 
     /// <summary>Messages a <c>history</c> frame without <c>limit</c> returns.</summary>
     private const int DefaultHistoryPage = 50;
+
+    /// <summary>Messages a <c>search</c> frame without <c>limit</c> returns.</summary>
+    private const int DefaultSearchPage = 20;
 
     private string? ValidateUserAndRoom(string? user, string? room, out string trimmedUser, out string trimmedRoom)
     {

@@ -20,9 +20,9 @@ internal sealed class ChatMetrics
     // Process-wide: a server is one per process; test hosts sharing a process report the sum, as the exporter, which
     // merges same-named meters, showed for the tagged counters these replace.
     private static readonly TaggedCounts s_framesIn = new("type", [FrameTypes.SignIn, FrameTypes.UpdateSocketId, FrameTypes.SendMessage,
-        FrameTypes.Members, FrameTypes.History, FrameTypes.Auth, FrameTypes.Typing, Other]);
+        FrameTypes.Members, FrameTypes.History, FrameTypes.Auth, FrameTypes.Typing, FrameTypes.Search, FrameTypes.DeleteMessage, Other]);
     private static readonly TaggedCounts s_framesOut = new("type", [FrameTypes.Message, FrameTypes.Ack, FrameTypes.Notification,
-        FrameTypes.Gap, FrameTypes.Presence, FrameTypes.Typing, Other]);
+        FrameTypes.Gap, FrameTypes.Presence, FrameTypes.Typing, FrameTypes.Deleted, Other]);
     private readonly TaggedCounts _framesIn = s_framesIn;
     private readonly TaggedCounts _framesOut = s_framesOut;
     private readonly Counter<long> _framesRejected;
@@ -112,6 +112,7 @@ internal sealed class ChatMetrics
             : rest.StartsWith("gap\""u8) ? FrameTypes.Gap
             : rest.StartsWith("presence\""u8) ? FrameTypes.Presence
             : rest.StartsWith("typing\""u8) ? FrameTypes.Typing
+            : rest.StartsWith("deleted\""u8) ? FrameTypes.Deleted
             : Other;
     }
 

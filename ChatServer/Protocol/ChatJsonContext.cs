@@ -13,6 +13,7 @@ namespace ChatServer.Protocol;
 [JsonSerializable(typeof(GapFrame))]
 [JsonSerializable(typeof(PresenceFrame))]
 [JsonSerializable(typeof(TypingNotice))]
+[JsonSerializable(typeof(DeletedFrame))]
 internal sealed partial class ChatJsonContext : JsonSerializerContext
 {
     /// <summary>

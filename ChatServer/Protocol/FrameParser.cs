@@ -60,12 +60,14 @@ internal static class FrameParser
                 FrameTypes.UpdateSocketId => ReadUpdateSocketId(root, id),
                 FrameTypes.Members => new(id, new MembersFrame(), null),
                 FrameTypes.Typing => new(id, new TypingFrame(), null),
+                FrameTypes.Search => ReadSearch(root, id),
+                FrameTypes.DeleteMessage => ReadDeleteMessage(root, id),
                 FrameTypes.History => ReadHistory(root, id),
                 FrameTypes.Auth => TryReadString(root, "token", out var token, out var tokenError)
                     ? new(id, new AuthFrame(token), null)
                     : ParsedFrame.Rejected(id, tokenError),
                 var unknown => ParsedFrame.Rejected(id,
-                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage, updateSocketId, members, history or typing."),
+                    $"Unknown frame type '{Shorten(unknown)}': expected signin, sendMessage, updateSocketId, members, history, search, deleteMessage or typing."),
             };
         }
     }
@@ -128,11 +130,53 @@ internal static class FrameParser
             return ParsedFrame.Rejected(id, $"Field 'limit' must be an integer from 1 to {HistoryPageLimit}.");
         }
 
-        return new(id, new HistoryFrame(before, (int?)limit), null);
+        return TryReadString(root, "epoch", out var epoch, out var epochError)
+            ? new(id, new HistoryFrame(before, (int?)limit, epoch), null)
+            : ParsedFrame.Rejected(id, epochError);
     }
 
     /// <summary>Most messages one <c>history</c> frame returns.</summary>
     public const int HistoryPageLimit = 100;
+
+    /// <summary>Most messages one <c>search</c> frame returns.</summary>
+    public const int SearchPageLimit = 50;
+
+    private static ParsedFrame ReadSearch(JsonElement root, JsonElement? id)
+    {
+        if (!TryReadString(root, "q", out var query, out var error) || !TryReadString(root, "epoch", out var epoch, out error))
+        {
+            return ParsedFrame.Rejected(id, error);
+        }
+
+        if (!TryReadInteger(root, "limit", 1, SearchPageLimit, out var limit))
+        {
+            return ParsedFrame.Rejected(id, $"Field 'limit' must be an integer from 1 to {SearchPageLimit}.");
+        }
+
+        if (!TryReadInteger(root, "before", 0, long.MaxValue, out var before))
+        {
+            return ParsedFrame.Rejected(id, "Field 'before' must be an integer >= 0 (a seq; older messages are returned).");
+        }
+
+        return new(id, new SearchFrame(query, (int?)limit, before, epoch), null);
+    }
+
+    private static ParsedFrame ReadDeleteMessage(JsonElement root, JsonElement? id)
+    {
+        if (!TryReadInteger(root, "seq", 1, long.MaxValue, out var seq) || seq is null)
+        {
+            return ParsedFrame.Rejected(id, "Field 'seq' is required and must be an integer >= 1.");
+        }
+
+        if (!TryReadString(root, "epoch", out var epoch, out var error))
+        {
+            return ParsedFrame.Rejected(id, error);
+        }
+
+        return epoch is null
+            ? ParsedFrame.Rejected(id, "Field 'epoch' is required and must be a string.")
+            : new(id, new DeleteMessageFrame(seq.Value, epoch), null);
+    }
 
     private static bool TryReadInteger(JsonElement root, string name, long min, long max, out long? value)
     {

@@ -49,6 +49,34 @@ internal sealed class FrameValidator(IOptions<ChatOptions> options)
         return null;
     }
 
+    /// <summary>Longest <c>search</c> query, in characters.</summary>
+    public const int MaxQueryLength = 200;
+
+    /// <summary>A <c>search</c> query (protocol 1.2): 1–200 characters, some of them not white space, no control characters.</summary>
+    public static string? ValidateQuery(string? query)
+    {
+        if (query is null)
+        {
+            return "Field 'q' is required and must be a string.";
+        }
+
+        var length = CountCodePoints(query);
+        if (length is < 1 or > MaxQueryLength || string.IsNullOrWhiteSpace(query))
+        {
+            return $"Field 'q' must be 1 to {MaxQueryLength} characters, not only white space (it has {length}).";
+        }
+
+        foreach (var c in query)
+        {
+            if (char.IsControl(c))
+            {
+                return "Field 'q' must not contain control characters.";
+            }
+        }
+
+        return IsWellFormed(query) ? null : "Field 'q' must be valid Unicode (no unpaired surrogates).";
+    }
+
     /// <summary>PROTOCOL.md "Sends that survive a reconnect": the one sentence for every bad <c>key</c>.</summary>
     public const string KeyError = "Field 'key' must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'.";
 

@@ -18,8 +18,14 @@ internal sealed record TypingFrame : ClientFrame;
 /// <summary><c>{"type":"members"}</c> (extension): who is in the caller's room, across instances.</summary>
 internal sealed record MembersFrame : ClientFrame;
 
-/// <summary><c>{"type":"history","before":…,"limit":…}</c> (extension): older messages, oldest first.</summary>
-internal sealed record HistoryFrame(long? Before, int? Limit) : ClientFrame;
+/// <summary><c>{"type":"history","before":…,"epoch":…,"limit":…}</c>: older messages, oldest first, across epochs (protocol 1.2).</summary>
+internal sealed record HistoryFrame(long? Before, int? Limit, string? Epoch = null) : ClientFrame;
+
+/// <summary><c>{"type":"search","q":…,"limit":…,"before":…,"epoch":…}</c> (protocol 1.2): the room's messages matching words, newest first.</summary>
+internal sealed record SearchFrame(string? Query, int? Limit, long? Before, string? Epoch) : ClientFrame;
+
+/// <summary><c>{"type":"deleteMessage","seq":…,"epoch":…}</c> (protocol 1.2): the author deletes a message of the room.</summary>
+internal sealed record DeleteMessageFrame(long Seq, string Epoch) : ClientFrame;
 
 /// <summary><c>{"type":"updateSocketId","user":…,"room":…,"since":…,"epoch":…}</c></summary>
 internal sealed record UpdateSocketIdFrame(string? User, string? Room, long? Since, string? Epoch) : ClientFrame;
@@ -99,6 +105,15 @@ internal sealed class TypingNotice
     public string Type => FrameTypes.Typing;
     public required string Room { get; init; }
     public required string User { get; init; }
+}
+
+/// <summary><c>{"type":"deleted","room":…,"seq":…,"epoch":…}</c> (protocol 1.2): that message is now a tombstone.</summary>
+internal sealed class DeletedFrame
+{
+    public string Type => FrameTypes.Deleted;
+    public required string Room { get; init; }
+    public long Seq { get; init; }
+    public required string Epoch { get; init; }
 }
 
 /// <summary><c>{"type":"gap",…}</c>: messages <see cref="From"/>..<see cref="To"/> could not be delivered.</summary>

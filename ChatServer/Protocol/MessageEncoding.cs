@@ -42,6 +42,29 @@ internal static class MessageEncoding
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>
+    /// A deleted message's tombstone (PROTOCOL.md "Deleting messages"): who and when stay, its <c>seq</c> stays taken,
+    /// its text and key are gone. Complete, unlike <see cref="WritePrefix"/>: the number is known.
+    /// </summary>
+    public static byte[] WriteTombstone(StoredMessage message)
+    {
+        var buffer = new ArrayBufferWriter<byte>(160);
+        using (var writer = new Utf8JsonWriter(buffer, ChatJsonContext.WriterOptions))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("type"u8, FrameTypes.Message);
+            writer.WriteString("room"u8, message.Room);
+            writer.WriteString("user"u8, message.User);
+            writer.WriteString("ts"u8, message.Ts);
+            writer.WriteNumber("seq"u8, message.Seq);
+            writer.WriteString("epoch"u8, message.Epoch);
+            writer.WriteBoolean("deleted"u8, true);
+            writer.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
     private static readonly byte[] s_tsField = ",\"ts\":\""u8.ToArray();
 
     /// <summary>Reads back the <c>ts</c> that <see cref="WritePrefix"/> wrote into a stored message's JSON.</summary>

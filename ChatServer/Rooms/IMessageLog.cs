@@ -34,7 +34,26 @@ internal interface IMessageLog
 
     /// <summary>The oldest <paramref name="count"/> messages with a <c>seq</c> above <paramref name="after"/>.</summary>
     Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null);
+
+    /// <summary>
+    /// Replaces a stored message with its tombstone (PROTOCOL.md "Deleting messages") and announces
+    /// <paramref name="announcement"/> (a notification entry) on the room's channel, in one atomic step, if the log
+    /// still holds <paramref name="original"/> (same bytes) at its place. Returns false when it no longer does.
+    /// </summary>
+    Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement);
+
+    /// <summary>
+    /// Every room the log holds, with its epoch and kept range, for the history database's reconciler. Unlike the
+    /// reads above it starts no epoch and renews no expiry: looking must not keep rooms alive.
+    /// </summary>
+    IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Every message the log keeps of <paramref name="room"/>, oldest first; like <see cref="RoomsAsync"/>, only looks.</summary>
+    Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken);
 }
+
+/// <summary>A room's kept range in its current epoch (<see cref="First"/> &gt; <see cref="Head"/>: nothing kept).</summary>
+internal readonly record struct RoomSpan(string Room, string Epoch, long First, long Head);
 
 /// <summary>Where an append landed; <see cref="Duplicate"/>: its key was already stored, and this is that message's place.</summary>
 internal readonly record struct Appended(long Seq, string Epoch, bool Duplicate = false);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -68,6 +69,65 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
 
     public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null) =>
         Task.FromResult(Read(room, LogRead.After, after, count, seen));
+
+    public Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement) => Task.FromResult(WithState(room, state =>
+    {
+        var first = state.Head - state.Ring.Count + 1;
+        if (state.Epoch != original.Epoch || original.Seq < first || original.Seq > state.Head)
+        {
+            return false;
+        }
+
+        var slot = (int)((original.Seq - 1) % _historyLength);
+        if (!state.Ring[slot].Json.Span.SequenceEqual(original.Json.Span) || !RoomEntry.TryParse(tombstoneEntry, out var tombstone))
+        {
+            return false;
+        }
+
+        state.Ring[slot] = tombstone;
+        channel.Publish(room, announcement);
+        return true;
+    }));
+
+    public async IAsyncEnumerable<RoomSpan> RoomsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        foreach (var (room, state) in _rooms)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RoomSpan? span;
+            lock (state.Sync)
+            {
+                span = state.Dropped ? null : new RoomSpan(room, state.Epoch, state.Head - state.Ring.Count + 1, state.Head);
+            }
+
+            if (span is { } kept)
+            {
+                yield return kept;
+            }
+        }
+
+        await Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken)
+    {
+        if (!_rooms.TryGetValue(room, out var state))
+        {
+            return Task.FromResult<IReadOnlyList<RoomEntry>>([]);
+        }
+
+        lock (state.Sync)
+        {
+            var first = state.Head - state.Ring.Count + 1;
+            var messages = new List<RoomEntry>(state.Ring.Count);
+            for (var seq = first; seq <= state.Head; seq++)
+            {
+                messages.Add(state.Ring[(int)((seq - 1) % _historyLength)]);
+            }
+
+            return Task.FromResult<IReadOnlyList<RoomEntry>>(messages);
+        }
+    }
 
     private LogSlice Read(string room, LogRead read, long position, long count, LogMark? seen = null) => WithState(room, state =>
     {

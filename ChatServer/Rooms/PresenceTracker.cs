@@ -204,10 +204,10 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
     }
 
     private Task PublishAsync(string room, PresenceFrame frame) =>
-        channel.PublishAsync(room, RoomEntry.EncodeNotification("-", JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.PresenceFrame)));
+        channel.PublishAsync(room, RoomEntry.EncodeNotification(RoomEntry.EveryMember, JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.PresenceFrame)));
 
     private Task PublishAsync(string room, NotificationFrame frame) =>
-        channel.PublishAsync(room, RoomEntry.EncodeNotification("-", JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.NotificationFrame)));
+        channel.PublishAsync(room, RoomEntry.EncodeNotification(RoomEntry.EveryMember, JsonSerializer.SerializeToUtf8Bytes(frame, ChatJsonContext.Wire.NotificationFrame)));
 
     /// <summary>This instance's connections of one user in one room, and the gate that orders their store updates.</summary>
     private sealed class Slot : IDisposable

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using ChatServer.Hosting;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -128,6 +129,20 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         return {epoch, head, first, items}
         """;
 
+    // KEYS: meta hash, history list. ARGV: epoch, seq, the entry expected at that place, its tombstone entry, channel,
+    // PUBLISH or SPUBLISH, the announcement. Compare and set: a message trimmed, or replaced meanwhile, is left alone.
+    private const string ReplaceScript = """
+        if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then return 0 end
+        local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+        local first = head - redis.call('LLEN', KEYS[2]) + 1
+        local seq = tonumber(ARGV[2])
+        if seq < first or seq > head then return 0 end
+        if redis.call('LINDEX', KEYS[2], seq - first) ~= ARGV[3] then return 0 end
+        redis.call('LSET', KEYS[2], seq - first, ARGV[4])
+        redis.call(ARGV[6], ARGV[5], ARGV[7])
+        return 1
+        """;
+
     private readonly int _historyLength = options.Value.HistoryLength;
     private readonly long _ttlMs = (long)options.Value.HistoryTtl.TotalMilliseconds;
     private readonly long _keyWindowMs = (long)options.Value.IdempotencyWindow.TotalMilliseconds;
@@ -156,6 +171,87 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
 
     public Task<LogSlice> ReadAfterAsync(string room, long after, long count, CancellationToken cancellationToken, LogMark? seen = null) =>
         ReadAsync(room, LogRead.After, after, count, cancellationToken, seen);
+
+    public async Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement)
+    {
+        var originalEntry = RoomEntry.EncodeStored(original.Seq, original.Epoch, original.Json.Span);
+        var result = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ScriptEvaluateAsync(ReplaceScript,
+            [keys.Meta(room), keys.History(room)],
+            [original.Epoch, original.Seq, originalEntry, tombstoneEntry, keys.Channel(room).ToString(), keys.PublishCommand, announcement]));
+        return (long)result == 1;
+    }
+
+    public async IAsyncEnumerable<RoomSpan> RoomsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var multiplexer = connection.Multiplexer;
+        foreach (var server in multiplexer.GetServers())
+        {
+            if (server.IsReplica || !server.IsConnected)
+            {
+                continue;   // on a Cluster, each primary holds its slots' rooms
+            }
+
+            var rooms = new List<string>(256);
+            await foreach (var key in server.KeysAsync(pattern: keys.MetaPattern, pageSize: 500).WithCancellation(cancellationToken))
+            {
+                if (keys.RoomOfMeta(key.ToString()) is { } room)
+                {
+                    rooms.Add(room);
+                }
+
+                if (rooms.Count == rooms.Capacity)
+                {
+                    foreach (var span in await SpansAsync(rooms))
+                    {
+                        yield return span;
+                    }
+
+                    rooms.Clear();
+                }
+            }
+
+            foreach (var span in await SpansAsync(rooms))
+            {
+                yield return span;
+            }
+        }
+    }
+
+    /// <summary>Each room's epoch, head and kept length, the commands pipelined on the multiplexer.</summary>
+    private async Task<List<RoomSpan>> SpansAsync(List<string> rooms)
+    {
+        var database = connection.Multiplexer.GetDatabase();
+        var reads = rooms.Select(room => (room, Meta: database.HashGetAsync(keys.Meta(room), [(RedisValue)"epoch", (RedisValue)"seq"]),
+            Length: database.ListLengthAsync(keys.History(room)))).ToList();
+        await Task.WhenAll(reads.SelectMany(r => new Task[] { r.Meta, r.Length }));
+        var spans = new List<RoomSpan>(reads.Count);
+        foreach (var (room, meta, length) in reads)
+        {
+            var values = meta.Result;
+            if (!values[0].IsNull)
+            {
+                var head = values[1].IsNull ? 0 : (long)values[1];
+                spans.Add(new RoomSpan(room, values[0].ToString(), head - length.Result + 1, head));
+            }
+        }
+
+        return spans;
+    }
+
+    public async Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken)
+    {
+        var stored = await RedisCalls.Run(() => connection.Multiplexer.GetDatabase().ListRangeAsync(keys.History(room)).WaitAsync(cancellationToken));
+        var messages = new List<RoomEntry>(stored.Length);
+        foreach (var item in stored)
+        {
+            if (RoomEntry.TryParse((byte[])item!, out var entry) && entry.Kind == RoomEntryKind.Message)
+            {
+                messages.Add(entry);
+            }
+        }
+
+        return messages;
+    }
 
     private async Task<LogSlice> ReadAsync(string room, LogRead read, long position, long count, CancellationToken cancellationToken,
         LogMark? seen = null)

@@ -38,6 +38,13 @@ internal readonly record struct RoomEntry(RoomEntryKind Kind, long Seq, string E
             .. Encoding.ASCII.GetBytes($",\"seq\":{number},\"epoch\":\"{epoch}\"}}")];
     }
 
+    /// <summary>A stored message from its complete JSON (a tombstone, PROTOCOL.md "Deleting messages"): the same header.</summary>
+    public static byte[] EncodeStored(long seq, string epoch, ReadOnlySpan<byte> json) =>
+        [.. Encoding.ASCII.GetBytes($"m {seq.ToString(CultureInfo.InvariantCulture)} {epoch} "), .. json];
+
+    /// <summary>Origin of a notification meant for every member, none excluded (no connection has this id).</summary>
+    public const string EveryMember = "-";
+
     public static byte[] EncodeNotification(string origin, ReadOnlySpan<byte> json) =>
         [.. Encoding.UTF8.GetBytes($"n {origin} "), .. json];
 

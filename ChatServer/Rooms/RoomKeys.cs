@@ -46,6 +46,19 @@ internal sealed class RoomKeys(IOptions<RedisOptions> options)
     /// <summary>The command the append script publishes with: it must match how <see cref="Channel"/> is subscribed.</summary>
     public string PublishCommand => _sharded ? "SPUBLISH" : "PUBLISH";
 
+    /// <summary>A <c>SCAN</c> pattern matching every room's <see cref="Meta"/> key.</summary>
+    public string MetaPattern => $"{_prefix}{{*}}:meta";
+
+    /// <summary>The room a <see cref="Meta"/> key belongs to (every <c>%</c> in the tag starts an escape, so this inverts <see cref="Escape"/>).</summary>
+    public string? RoomOfMeta(string key)
+    {
+        var start = _prefix.Length + 1;
+        var end = key.Length - "}:meta".Length;
+        return key.StartsWith(_prefix + "{", StringComparison.Ordinal) && key.EndsWith("}:meta", StringComparison.Ordinal) && end >= start
+            ? Uri.UnescapeDataString(key[start..end])
+            : null;
+    }
+
     internal static string Escape(string room) =>
         room.Replace("%", "%25", StringComparison.Ordinal)
             .Replace("{", "%7B", StringComparison.Ordinal)

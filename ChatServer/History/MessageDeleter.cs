@@ -1,0 +1,75 @@
+using System.Text.Json;
+using ChatServer.Protocol;
+using ChatServer.Rooms;
+
+namespace ChatServer.History;
+
+/// <summary>
+/// Deletes a message (PROTOCOL.md "Deleting messages"): its text and key are erased from every store that holds it,
+/// its <c>seq</c> stays as a tombstone, and every member of the room on every instance gets <c>deleted</c>. In the log
+/// the tombstone replaces the message and the announcement goes out in one atomic step; the database gets the
+/// tombstone through the archive (which lets a tombstone win over the message, whichever comes first), or at once when
+/// only the database still holds the message. One path for the author's <c>deleteMessage</c> and for moderators.
+/// </summary>
+internal sealed class MessageDeleter(IMessageLog log, IRoomChannel channel, HistoryReader reader, HistoryDatabase? database = null,
+    ArchiveWriter? archive = null)
+{
+    /// <summary>
+    /// Deletes message <paramref name="seq"/> of <paramref name="epoch"/> in <paramref name="room"/>; with
+    /// <paramref name="author"/>, only if that user sent it. Throws what the stores throw when they cannot answer.
+    /// </summary>
+    public async Task<DeleteOutcome> DeleteAsync(string room, string epoch, long seq, string? author, CancellationToken cancellationToken)
+    {
+        // A message trimmed from the log between the read and the replace is looked up again (now in the database).
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (await reader.FindAsync(room, epoch, seq, cancellationToken) is not { } found || StoredMessage.TryRead(found.Json) is not { } message)
+            {
+                return DeleteOutcome.NotFound;
+            }
+
+            if (message.Deleted)
+            {
+                return DeleteOutcome.AlreadyDeleted;
+            }
+
+            if (author is not null && !string.Equals(message.User, author, StringComparison.Ordinal))
+            {
+                return DeleteOutcome.NotAuthor;
+            }
+
+            var tombstone = MessageEncoding.WriteTombstone(message);
+            var announcement = RoomEntry.EncodeNotification(RoomEntry.EveryMember,
+                JsonSerializer.SerializeToUtf8Bytes(new DeletedFrame { Room = room, Seq = seq, Epoch = epoch }, ChatJsonContext.Wire.DeletedFrame));
+            var archived = new ArchivedMessage(room, epoch, seq, message.User, message.StoredAt, System.Text.Encoding.UTF8.GetString(tombstone), null, Deleted: true);
+            if (found.Entry is { } entry)
+            {
+                if (!await log.ReplaceAsync(room, entry, RoomEntry.EncodeStored(seq, epoch, tombstone), announcement))
+                {
+                    continue;
+                }
+
+                archive?.Add(archived);
+                return DeleteOutcome.Deleted;
+            }
+
+            await HistoryReader.RunAsync(async () =>
+            {
+                await database!.WriteAsync([archived], cancellationToken);
+                return true;
+            });
+            await channel.PublishAsync(room, announcement);
+            return DeleteOutcome.Deleted;
+        }
+
+        return DeleteOutcome.NotFound;
+    }
+}
+
+internal enum DeleteOutcome
+{
+    Deleted,
+    AlreadyDeleted,
+    NotFound,
+    NotAuthor,
+}
