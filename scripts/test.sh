@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite: bash scripts/test.sh
-# Installs what the tests need when it is missing and we are root (redis-server, chromium, npm, clang and zlib1g-dev
-# from Debian's packages; wscat from npm into tools/), builds,
+# Installs what the tests need when it is missing and we are root (redis-server, postgresql, chromium, npm, clang and
+# zlib1g-dev from Debian's packages; wscat from npm into tools/), builds,
 # runs every test, and ends with one line: "N passed, N failed, N skipped".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: redis-server (unless CHAT_TEST_REDIS names a Redis), chromium for the browser tests, npm for wscat,
+# Debian packages: redis-server (unless CHAT_TEST_REDIS names a Redis), postgresql (unless CHAT_TEST_POSTGRES names
+# one; the tests run its initdb and postgres from /usr/lib/postgresql/*/bin themselves, on a free loopback port, and
+# never use the cluster the package may start on 5432), chromium for the browser tests, npm for wscat,
 # and the native toolchain Native AOT links with (clang, zlib1g-dev), which the Dockerfile's -aot SDK image has: the
 # published-output test runs the Dockerfile's publish command.
 missing=()
@@ -18,6 +20,9 @@ if ! dpkg -s zlib1g-dev >/dev/null 2>&1 && [ ! -e /usr/include/zlib.h ]; then
 fi
 if [ -z "${CHAT_TEST_REDIS:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
   missing+=(redis-server)
+fi
+if [ -z "${CHAT_TEST_POSTGRES:-}" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  missing+=(postgresql)
 fi
 if [ -z "${CHAT_TEST_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
@@ -31,7 +36,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "Missing: ${missing[*]}. Install it (apt-get install ${missing[*]}); for Redis CHAT_TEST_REDIS=host:port also works." >&2
+    echo "Missing: ${missing[*]}. Install it (apt-get install ${missing[*]}); for Redis CHAT_TEST_REDIS=host:port also works, for PostgreSQL CHAT_TEST_POSTGRES=<Npgsql connection string>." >&2
   fi
 fi
 

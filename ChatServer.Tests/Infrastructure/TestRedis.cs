@@ -55,9 +55,11 @@ public sealed class TestRedis
         s_process?.Dispose();
         await TestRedisCluster.StopSharedAsync();
         await TestRedisTls.StopSharedAsync();
+        await TestPostgres.StopSharedAsync();
     }
 
-    private static bool DockerMayAnswer() =>
+    /// <summary>Whether a Docker engine may be there to ask (<see cref="TestPostgres"/> asks the same way).</summary>
+    internal static bool DockerMayAnswer() =>
         !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("DOCKER_HOST")) || File.Exists("/var/run/docker.sock");
 
     private static async Task<RedisContainer?> TryStartContainerAsync()
