@@ -101,6 +101,19 @@ public sealed partial class PublishedOutputTests
         }
     }
 
+    private static async Task<long> ArchivedAsync(Npgsql.NpgsqlConnection database, CancellationToken cancellationToken)
+    {
+        await using var count = new Npgsql.NpgsqlCommand("select count(*) from chat_messages where to_regclass('chat_messages') is not null", database);
+        try
+        {
+            return (long)(await count.ExecuteScalarAsync(cancellationToken))!;
+        }
+        catch (Npgsql.PostgresException)
+        {
+            return 0;   // the server has not created its tables yet
+        }
+    }
+
     /// <summary>Docker's COPY of a file or folder from the repository into the build context (bin/ and obj/ are ignored, as in .dockerignore).</summary>
     private static void CopyIntoContext(string source, string destination, string context)
     {
@@ -176,6 +189,7 @@ public sealed partial class PublishedOutputTests
             var endpoint = TestRedis.ConnectionString.Split(',')[0];
             environment["REDISHOST"] = endpoint[..endpoint.LastIndexOf(':')];
             environment["REDISPORT"] = endpoint[(endpoint.LastIndexOf(':') + 1)..];
+            environment["History__ConnectionString"] = await TestPostgres.CreateDatabaseAsync("published", cancellationToken);
         }
 
         var stdout = new List<string>();
@@ -205,6 +219,19 @@ public sealed partial class PublishedOutputTests
             Assert.That(sent.Ok, Is.True, sent.Raw);
             var message = await client.ExpectAsync(f => f.Type == "message", cancellationToken);
             Assert.That((message.User, message.Text), Is.EqualTo(("alice", "from the published build")));
+            if (redis)
+            {
+                // Npgsql in the native build: the message reaches the history database, and search reads it back.
+                await using var database = new Npgsql.NpgsqlConnection(environment["History__ConnectionString"]);
+                await database.OpenAsync(cancellationToken);
+                while (await ArchivedAsync(database, cancellationToken) == 0)
+                {
+                    await Task.Delay(50, cancellationToken);
+                }
+
+                var found = await client.RequestAsync(new { type = "search", q = "published" }, cancellationToken);
+                Assert.That(found.Messages.Select(m => m.Text), Is.EqualTo(new[] { "from the published build" }), found.Raw);
+            }
 
             // The metrics pipeline (OpenTelemetry, the Prometheus exporter) works in the native build: the message
             // just sent is counted.

@@ -23,7 +23,7 @@ internal sealed class ChatSession : IDisposable
     private readonly PresenceTracker _presence;
     private readonly HistoryReader _history;
     private readonly MessageDeleter _deleter;
-    private readonly ArchiveWriter? _archive;
+    private readonly MessagePoster _poster;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -41,7 +41,7 @@ internal sealed class ChatSession : IDisposable
     {
         (_connection, _rateLimiter, _registry, _log, _channel, _presence, _time, _logger) =
             (connection, rateLimiter, registry, log, channel, presence, time, logger);
-        (_history, _deleter, _archive) = (history.Reader, history.Deleter, history.Archive);
+        (_history, _deleter, _poster) = (history.Reader, history.Deleter, history.Poster);
         // Linked per frame, not per connection (Link): an idle signed-in socket holds no registration on either token.
         (_requestAborted, _applicationStopping) = (requestAborted, applicationStopping);
     }
@@ -133,17 +133,9 @@ internal sealed class ChatSession : IDisposable
     public Task SendMessageAsync(JsonElement? id, string text, string? key) => InRoomAsync(id, async (member, _) =>
     {
         ConnectionLog.MessageText(_logger, _connection.Id, FrameTypes.SendMessage, _user, member.Room, text);
-        var prefix = MessageEncoding.WritePrefix(member.Room, _user, text, _time.GetUtcNow(), key);
-        var seen = _registry.Seen(member.Room);   // the failover guard: never a seq this instance has already seen
         try
         {
-            // not cancelled: once sent, it is stored or not
-            var appended = await _log.AppendAsync(member.Room, prefix, seen, key is null ? null : new MessageKey(_user, key));
-            if (!appended.Duplicate)
-            {
-                _archive?.Add(member.Room, prefix, appended.Seq, appended.Epoch);
-            }
-
+            var appended = await _poster.PostAsync(member.Room, _user, text, key);   // not cancelled: once sent, it is stored or not
             return new AckFrame { Id = id, Ok = true, Seq = appended.Seq, Duplicate = appended.Duplicate ? true : null };
         }
         catch (StoreUnavailableException ex) when (ex.OutcomeUnknown && key is not null)

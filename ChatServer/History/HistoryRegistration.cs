@@ -4,7 +4,7 @@ using Npgsql;
 namespace ChatServer.History;
 
 /// <summary>The history parts a connection uses; the database's are <c>null</c> without <c>History:ConnectionString</c>.</summary>
-internal sealed record RoomHistory(HistoryReader Reader, MessageDeleter Deleter, ArchiveWriter? Archive);
+internal sealed record RoomHistory(HistoryReader Reader, MessageDeleter Deleter, MessagePoster Poster);
 
 internal static class HistoryRegistration
 {
@@ -45,8 +45,10 @@ internal static class HistoryRegistration
         services.AddSingleton(sp => new HistoryReader(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetService<HistoryDatabase>()));
         services.AddSingleton(sp => new MessageDeleter(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetRequiredService<Rooms.IRoomChannel>(),
             sp.GetRequiredService<HistoryReader>(), sp.GetService<HistoryDatabase>(), sp.GetService<ArchiveWriter>()));
+        services.AddSingleton(sp => new MessagePoster(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetRequiredService<Rooms.RoomRegistry>(),
+            sp.GetRequiredService<TimeProvider>(), sp.GetService<ArchiveWriter>()));
         services.AddSingleton(sp => new RoomHistory(sp.GetRequiredService<HistoryReader>(), sp.GetRequiredService<MessageDeleter>(),
-            sp.GetService<ArchiveWriter>()));
+            sp.GetRequiredService<MessagePoster>()));
         return builder;
     }
 }
