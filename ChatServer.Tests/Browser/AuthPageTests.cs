@@ -78,7 +78,7 @@ public sealed class AuthPageTests : BrowserTest
 
         await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         await SendAsync(page, "still here", cancellationToken);
-        var next = await bob.NextAsync(cancellationToken);
+        var next = await bob.ExpectAsync(f => f.Type != "typing", cancellationToken);   // typing the message told the room
         Assert.That((next.Type, next.User, next.Text), Is.EqualTo(("message", "Alice Doe", "still here")), "no leave before it: never closed");
         Assert.That(reasons, Does.Not.Contain("expired"));
     }
