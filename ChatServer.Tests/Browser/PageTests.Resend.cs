@@ -43,9 +43,9 @@ public sealed partial class PageTests
         Assert.That((await bob.ExpectAsync(f => f.Type == "message", cancellationToken)).Text, Is.EqualTo("lost on the way"));
         Assert.That((await bob.ExpectAsync(f => f.Type == "message", cancellationToken)).Text, Is.EqualTo("typed later"));
         Assert.That(await NextMessageAfterSentinelAsync(bob, cancellationToken), Is.EqualTo("sentinel"), "nothing twice");
-        var sends = relay.FromPage.Where(f => f.Type == "sendMessage").Select(f => (f.Text, Key(f))).ToList();
+        var sends = relay.FromPage.Where(f => f.Type == "sendMessage").Select(f => (f.Text, Key: Key(f))).ToList();
         Assert.That(sends.Select(s => s.Text), Is.EqualTo(new[] { "lost on the way", "lost on the way", "typed later" }), "resent first");
-        Assert.That(sends[1].Item2, Is.EqualTo(sends[0].Item2).And.Not.Null, "resent with the key it had");
+        Assert.That(sends[1].Key, Is.EqualTo(sends[0].Key).And.Not.Null, "resent with the key it had");
         await ExpectRoomHistoryAsync(bob, ["lost on the way", "typed later", "sentinel"], cancellationToken);
     }
 
@@ -228,13 +228,6 @@ public sealed partial class PageTests
             var shown = await page.EvaluateAsync<string[]>("() => window.typingShown").WaitAsync(cancellationToken);
             Assert.That(shown, Is.Not.Empty.And.All.Not.Contain("alice"), string.Join(" | ", shown));
         }
-    }
-
-    /// <summary>The list exactly (each once, in order) and none of the page's own messages still pending or failed.</summary>
-    private static async Task ExpectSettledAsync(IPage page, string[] items, CancellationToken cancellationToken)
-    {
-        await ExpectItemsAsync(page, items, cancellationToken);
-        await Expect(page.Locator("#messages li[data-send]")).ToHaveCountAsync(0, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
     }
 
     /// <summary>The room's stored history, as another member reads it: each text once, in order.</summary>
