@@ -19,6 +19,7 @@ const feedback = $('#chat-feedback');
 const statusBadge = $('#status');
 const leaveButton = $('#leave');
 const memberList = $('#member-list');
+const typingLine = $('#typing');
 
 // The page shows the newest PAGE messages of the history it gets on sign-in, and loads older ones from the server
 // (the `history` extension) when the person scrolls to the top.
@@ -41,12 +42,22 @@ function atBottom() {
   return messages.scrollHeight - messages.scrollTop - messages.clientHeight < 40;
 }
 
+// The reader's own messages that the room has not shown yet (data-send: their state) stay at the bottom, below
+// whatever the room says meanwhile.
 function append(item) {
+  insert(item, messages.querySelector('li[data-send]'));
+}
+
+function insert(item, before) {
   const follow = atBottom();
-  messages.append(item);
+  messages.insertBefore(item, before);
   if (follow) {
     item.scrollIntoView({ block: 'end' });
   }
+}
+
+function ownItem(key) {
+  return messages.querySelector(`li[data-send][data-key="${CSS.escape(key)}"]`);
 }
 
 // The item's text is exactly "user: text", as Google's sample test reads it: the time of day is drawn by CSS from
@@ -55,10 +66,52 @@ function showMessage(message) {
   append(messageItem(message));
 }
 
+// An own message on its way: drawn as it will be once in the room, marked by its state ("sending…" is drawn by CSS);
+// a failed one says why and offers Retry (the same key: never stored twice) and Discard.
+function showPending(entry) {
+  const shown = ownItem(entry.key);
+  if (entry.state === 'done' || entry.state === 'discarded') {
+    shown?.remove();   // for 'done' the `message` event that follows draws it where it belongs
+    return;
+  }
+
+  const item = messageItem({ user: entry.user ?? '', text: entry.text, seq: entry.seq, key: entry.key });
+  item.dataset.send = entry.state;
+  if (entry.state === 'failed') {
+    const problem = document.createElement('span');
+    problem.className = 'send-error';
+    problem.textContent = `Not sent: ${entry.error}`;
+    problem.append(actionButton('Retry', 'retry'), actionButton('Discard', 'discard'));
+    item.append(problem);
+  }
+
+  if (shown) {
+    shown.replaceWith(item);
+  } else {
+    insert(item, null);
+  }
+}
+
+function actionButton(label, action) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = `link ${action}`;
+  button.dataset.action = action;
+  button.textContent = label;
+  return button;
+}
+
 function messageItem(message) {
   const item = document.createElement('li');
   item.className = 'message';
-  item.dataset.seq = String(message.seq);
+  if (Number.isInteger(message.seq)) {
+    item.dataset.seq = String(message.seq);
+  }
+
+  if (message.key) {
+    item.dataset.key = message.key;
+  }
+
   const sent = message.ts ? new Date(message.ts) : null;
   if (sent && !Number.isNaN(sent.getTime())) {
     item.dataset.time = timeFormat.format(sent);
@@ -181,11 +234,29 @@ function setFeedback(text, reason) {
   feedback.dataset.reason = reason;
 }
 
+const listFormat = new Intl.ListFormat('en', { type: 'conjunction' });
+
+function showTyping(users) {
+  if (users.length === 0) {
+    typingLine.textContent = '';
+  } else if (users.length === 1) {
+    typingLine.textContent = `${users[0]} is typing…`;
+  } else {
+    const named = users.length > 3 ? [...users.slice(0, 2), `${users.length - 2} others`] : users;
+    typingLine.textContent = `${listFormat.format(named)} are typing…`;
+  }
+}
+
 client.addEventListener('state', (event) => {
   showState(event.detail.state);
   showQueued();
 });
 client.addEventListener('message', (event) => showMessage(event.detail));
+client.addEventListener('pending', (event) => {
+  showPending(event.detail);
+  showQueued();
+});
+client.addEventListener('typing', (event) => showTyping(event.detail.users));
 client.addEventListener('notification', (event) => showNotice(event.detail.description, 'notification'));
 client.addEventListener('presence', (event) => {
   applyPresence(event.detail);
@@ -217,7 +288,8 @@ addEventListener('offline', () => showState(client.state));
 signinForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   // Messages sent from this moment on are kept for this sign-in, even while the page still waits to learn whether
-  // the server wants a token.
+  // the server wants a token; they are drawn in the list as they are sent.
+  messages.replaceChildren();
   client.beginSignIn();
   const withToken = await tokensRequired;
   const user = withToken ? undefined : nameInput.value.trim();
@@ -230,7 +302,6 @@ signinForm.addEventListener('submit', async (event) => {
 
   signinButton.disabled = true;
   signinError.textContent = '';
-  messages.replaceChildren();
   try {
     const ack = await client.signIn(user, room);
     roomHeading.textContent = ack.room ?? room;
@@ -257,10 +328,10 @@ signinForm.addEventListener('submit', async (event) => {
   }
 });
 
-// The box empties at once, so people can type the next message while this one goes out; a message that is not
-// sent comes back to the box (when it is empty) with the reason. Before the sign-in is acknowledged, and while
-// reconnecting, ChatClient keeps what is sent and sends it once, in order, as soon as the connection is up.
-chatForm.addEventListener('submit', async (event) => {
+// The box empties at once, so people can type the next message while this one goes out; the message shows in the
+// list as "sending…" until the room has it, or as failed with the reason. Before the sign-in is acknowledged, and
+// while reconnecting, ChatClient keeps what is sent and sends it, in order, as soon as the connection is up.
+chatForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const text = msgInput.value;
   if (!text.trim()) {
@@ -274,22 +345,29 @@ chatForm.addEventListener('submit', async (event) => {
   }
 
   msgInput.value = '';
-  const sent = client.send(text);
   if (feedback.dataset.reason !== 'queued') {
     setFeedback('', '');
   }
 
-  showQueued();
-  try {
-    await sent;
-  } catch (error) {
-    if (!msgInput.value) {
-      msgInput.value = text;
-    }
+  client.send(text);
+  msgInput.focus();
+});
 
-    setFeedback(`Not sent: ${error.message}`, 'failed');
-  } finally {
-    msgInput.focus();
+// Retry and Discard on a failed message.
+messages.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-action]');
+  const key = button?.closest('li[data-send]')?.dataset.key;
+  if (key && button.dataset.action === 'retry') {
+    client.retry(key);
+  } else if (key) {
+    client.discard(key);
+  }
+});
+
+// The others see "… is typing…"; ChatClient sends at most one `typing` every 2 s however fast this fires.
+msgInput.addEventListener('input', () => {
+  if (msgInput.value.trim()) {
+    client.typing();
   }
 });
 

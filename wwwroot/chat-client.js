@@ -2,16 +2,26 @@
 //
 // Events (CustomEvent, details as listed):
 //   state         { state: 'offline' | 'connecting' | 'connected' | 'reconnecting', attempt, retryInMs }
-//   message       a `message` frame not shown before (deduplicated by seq within an epoch)
+//   message       a `message` frame not shown before (deduplicated by seq within an epoch); an own message whose
+//                 frame will never come is built from its ack (no `ts`)
 //   notification  a `notification` frame
 //   recovered     { recovered, epochChanged } after a reconnect (or a gap) took the session up again, before the missed messages
 //   presence      a `presence` frame (extension): { user, present } when a user's first connection joined or last left
+//   pending       { key, user, text, state, error, seq } one of the reader's own messages not yet in the room's list:
+//                 'waiting' (for the connection), 'sending' (out, unanswered), 'failed' (error says why: retry() or
+//                 discard()), 'sent' (acknowledged as seq; its message frame is on its way), then 'done' (its item goes:
+//                 the `message` event that follows shows it) or 'discarded'
+//   typing        { users } who is typing now, oldest first, never the reader: on every change, expiry included
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_CAP_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;   // a dead host can leave a socket "connecting" for minutes
 const REQUEST_TIMEOUT_MS = 10_000;   // a request the server never answers fails with a message instead of blocking
 const NORMAL_CLOSURE = 1000;
+// The server forwards one `typing` per connection every 2 s and drops the rest; a little over that keeps network
+// jitter from making it drop one (and the reader's "is typing…" from blinking out between two).
+const TYPING_INTERVAL_MS = 2_100;
+const TYPING_SHOWN_MS = 3_000;       // "alice is typing…" lasts this long after her last `typing`
 
 export class ChatClient extends EventTarget {
   #url;
@@ -26,7 +36,11 @@ export class ChatClient extends EventTarget {
   #retryTimer = null;
   #nextId = 1;
   #pending = new Map();     // id -> { resolve, reject, timer }
-  #outbox = [];             // sendMessage texts sent before the (re)sign-in ack: { text, resolve, reject }, oldest first
+  #me = null;               // the name the room knows this reader by: own messages and own typing are matched against it
+  #outbox = [];             // own messages not yet in the room's list, oldest first: { key, text, state, error, seq }
+  #typing = new Map();      // user -> when their "is typing" ends (performance.now()), in order of arrival
+  #typingTimer = null;
+  #lastTypingSent = -Infinity;
   #state = 'offline';
   #auth = null;             // a TokenAuth (auth.js) when the server requires tokens
 
@@ -50,6 +64,7 @@ export class ChatClient extends EventTarget {
     this.#closeSession('You left the room.');   // what was sent since beginSignIn() stays: it belongs to this sign-in
     this.#stopped = false;
     this.#user = user;
+    this.#me = user ?? null;   // with tokens, the token's name (#authenticate)
     this.#room = room;
     this.#epoch = null;
     this.#lastSeq = null;
@@ -86,45 +101,145 @@ export class ChatClient extends EventTarget {
   }
 
   /**
-   * Sends a message. While signing in or reconnecting the text is kept and sent once, in order, right after the
-   * (re)sign-in ack, as Socket.IO buffers what is emitted before the connection is up; resolves with the server's ack.
-   * Rejects when the client is offline, with the server's words on ok:false, and when no ack comes in time.
+   * Sends a message and returns its key (protocol 1.2), which every `pending` event about it carries. While signing in
+   * or reconnecting it waits and goes out in order right after the (re)sign-in ack, as Socket.IO buffers what is emitted
+   * before the connection is up. A connection lost before the answer sends it again, with the same key, after the
+   * reconnect: the server stores a key once, so the room sees it once. A refusal or no answer in time leaves it
+   * 'failed' until retry() or discard(); its own message frame, whenever it comes, settles it.
    */
   send(text) {
     if (this.#stopped) {
-      return Promise.reject(new Error('Not connected.'));
+      throw new Error('Not connected.');
     }
 
-    if (this.#state !== 'connected' || this.#outbox.length > 0) {
-      return new Promise((resolve, reject) => this.#outbox.push({ text, resolve, reject }));
+    const entry = { key: newKey(), text, state: 'waiting', error: null, seq: null };
+    this.#outbox.push(entry);
+    if (this.#state === 'connected') {
+      this.#transmit(entry);
+    } else {
+      this.#report(entry);
     }
 
-    return this.#sendNow(text);
+    return entry.key;
   }
 
-  /** Texts kept by send() until the connection is up again. */
-  get queued() { return this.#outbox.length; }
-
-  async #sendNow(text) {
-    const ack = await this.#request({ type: 'sendMessage', text });
-    if (!ack.ok) {
-      throw new Error(ack.error || 'The server refused the message.');
+  /** Sends a failed message again, with the key it had: if the first try was stored after all, the room still sees one. */
+  retry(key) {
+    const entry = this.#outbox.find((e) => e.key === key);
+    if (entry?.state !== 'failed') {
+      return;
     }
 
-    return ack;
+    entry.state = 'waiting';
+    entry.error = null;
+    if (this.#state === 'connected') {
+      this.#transmit(entry);
+    } else {
+      this.#report(entry);   // goes out with the others after the reconnect, in its place
+    }
+  }
+
+  /** Gives up a failed message. */
+  discard(key) {
+    const entry = this.#outbox.find((e) => e.key === key);
+    if (entry?.state === 'failed') {
+      this.#remove(entry, 'discarded');
+    }
+  }
+
+  /** Messages kept by send() until the connection is up again. */
+  get queued() { return this.#outbox.filter((e) => e.state === 'waiting').length; }
+
+  /** Says the reader is typing: a `typing` frame at most every 2 s, the server's pace. */
+  typing() {
+    const now = performance.now();
+    if (this.#state !== 'connected' || now - this.#lastTypingSent < TYPING_INTERVAL_MS) {
+      return;
+    }
+
+    this.#lastTypingSent = now;
+    this.#request({ type: 'typing' }).catch(() => {});   // best effort: a lost one only leaves the others' line blank
+  }
+
+  #transmit(entry) {
+    if (this.#socket?.readyState !== WebSocket.OPEN) {
+      this.#report(entry);   // closing already: #closed is next, and the reconnect sends it
+      return;
+    }
+
+    entry.state = 'sending';
+    this.#report(entry);
+    this.#request({ type: 'sendMessage', text: entry.text, key: entry.key }).then(
+      (ack) => this.#answered(entry, ack),
+      (error) => {
+        // A connection lost on the way has put it back to 'waiting' (#requeue); what is left is no answer in time.
+        if (entry.state === 'sending') {
+          this.#fail(entry, error.message);
+        }
+      });
+  }
+
+  #answered(entry, ack) {
+    if (entry.state !== 'sending') {
+      return;   // its message frame came first and settled it
+    }
+
+    if (!ack.ok) {
+      this.#fail(entry, ack.error || 'The server refused the message.');
+      return;
+    }
+
+    entry.state = 'sent';
+    entry.seq = ack.seq;
+    if (this.#lastSeq !== null && ack.seq <= this.#lastSeq) {
+      this.#settle(entry);   // a resend of one stored earlier whose frame this page never got (history had moved on)
+    } else {
+      this.#report(entry);
+    }
+  }
+
+  #fail(entry, error) {
+    entry.state = 'failed';
+    entry.error = error;
+    this.#report(entry);
+  }
+
+  /** Sends what waits, oldest first, each with its key; the server handles a connection's frames in order. */
+  #flushOutbox() {
+    for (const entry of this.#outbox) {
+      if (entry.state === 'waiting') {
+        this.#transmit(entry);
+      }
+    }
+  }
+
+  /** Sends still unanswered when their socket went away may or may not have been stored: they go out again, same key. */
+  #requeue() {
+    for (const entry of this.#outbox) {
+      if (entry.state === 'sending') {
+        entry.state = 'waiting';
+        this.#report(entry);
+      }
+    }
   }
 
   /**
-   * Sends what send() kept, oldest first, each exactly once: a text leaves the outbox as its frame goes out, so a
-   * connection lost before the ack fails that send (it may or may not have been stored) instead of repeating it.
-   * The frames go out back to back; the server handles a connection's frames in order.
+   * An acknowledged message whose frame will not come (history moved past it, or restarted): shown from its ack, where
+   * it stands, without a time.
    */
-  #flushOutbox() {
-    const waiting = this.#outbox;
-    this.#outbox = [];
-    for (const { text, resolve, reject } of waiting) {
-      this.#sendNow(text).then(resolve, reject);
-    }
+  #settle(entry) {
+    this.#remove(entry, 'done');
+    this.#emit('message', { type: 'message', room: this.#room, user: this.#me, text: entry.text, seq: entry.seq, key: entry.key });
+  }
+
+  #remove(entry, state) {
+    this.#outbox.splice(this.#outbox.indexOf(entry), 1);
+    entry.state = state;
+    this.#report(entry);
+  }
+
+  #report({ key, text, state, error, seq }) {
+    this.#emit('pending', { key, user: this.#me, text, state, error, seq });
   }
 
   /** Extension `members`: each user in the room once, across instances. */
@@ -169,18 +284,21 @@ export class ChatClient extends EventTarget {
     }
   }
 
-  /** Leaves for good: closes the socket and stops reconnecting; what send() kept is not sent. */
+  /** Leaves for good: closes the socket and stops reconnecting; own messages not yet in the room are given up. */
   stop() {
     this.#stop('You left the room.');
   }
 
   #stop(reason) {
     this.#closeSession(reason);
-    this.#failOutbox(reason);
+    for (const entry of [...this.#outbox]) {
+      this.#remove(entry, 'discarded');
+    }
+
     this.#setState('offline');
   }
 
-  /** Ends the current session (socket, retries, requests in flight) but leaves the outbox to the caller. */
+  /** Ends the current session (socket, retries, requests in flight, who is typing) but leaves the outbox to the caller. */
   #closeSession(reason) {
     this.#stopped = true;
     this.#signedIn = false;
@@ -193,7 +311,12 @@ export class ChatClient extends EventTarget {
       socket.close(NORMAL_CLOSURE, 'bye');
     }
 
+    this.#requeue();
     this.#failPending(reason);
+    if (this.#typing.size > 0) {
+      this.#typing.clear();
+      this.#typingChanged();
+    }
   }
 
   #open(state) {
@@ -225,7 +348,8 @@ export class ChatClient extends EventTarget {
     }
 
     this.#socket = null;
-    this.#failPending('The connection was lost before the server answered; the message may not have been sent.');
+    this.#requeue();
+    this.#failPending('The connection was lost before the server answered.');
     if (this.#signedIn && !this.#stopped) {
       this.#scheduleReconnect();
     }
@@ -284,18 +408,18 @@ export class ChatClient extends EventTarget {
 
     const epochChanged = this.#epoch !== null && ack.epoch !== this.#epoch;
     if (epochChanged) {
-      this.#epoch = ack.epoch;
-      this.#lastSeq = 0;
+      this.#newEpoch(ack.epoch);
     }
 
     this.#attempt = 0;
-    this.#flushOutbox();   // what was sent while away goes out now; its echo arrives after the missed messages below
-    this.#setState('connected');
     // Told before the recovered messages are shown, so a "some were lost" notice sits where the gap is.
     this.#emit('recovered', { recovered: ack.recovered !== false, epochChanged });
     for (const message of ack.messages ?? []) {
-      this.#accept(message);
+      this.#accept(message);   // an own message among them was stored before the connection went: not sent again
     }
+
+    this.#flushOutbox();   // the rest, in order, before anything sent from now on; their echo follows
+    this.#setState('connected');
   }
 
   #receive(socket, data) {
@@ -340,6 +464,13 @@ export class ChatClient extends EventTarget {
         }
 
         break;
+      case 'typing':
+        // The server leaves out this connection, but not the reader's other tabs.
+        if (frame.room === this.#room && frame.user !== this.#me) {
+          this.#someoneTyping(frame.user);
+        }
+
+        break;
       case 'gap':
         // Messages were lost between instances and are gone from history: reloading from #lastSeq on this socket
         // shows whatever history still has and tells the person the rest is lost (recovered:false).
@@ -350,11 +481,13 @@ export class ChatClient extends EventTarget {
     }
   }
 
-  /** Shows a message unless it was shown already. */
+  /**
+   * Shows a message unless it was shown already (by seq). An own message settles its send (by key): its item gives way
+   * to it. Acknowledged sends older than it whose frames were passed over are shown first, from their acks.
+   */
   #accept(message) {
     if (this.#epoch !== null && message.epoch && message.epoch !== this.#epoch) {
-      this.#epoch = message.epoch;   // the room's history restarted: seq starts over
-      this.#lastSeq = 0;
+      this.#newEpoch(message.epoch);
     }
 
     if (this.#lastSeq !== null && message.seq <= this.#lastSeq) {
@@ -363,7 +496,70 @@ export class ChatClient extends EventTarget {
 
     this.#epoch ??= message.epoch ?? null;
     this.#lastSeq = message.seq;
+    const own = message.key && message.user === this.#me ? this.#outbox.find((e) => e.key === message.key) : undefined;
+    for (const entry of this.#outbox.filter((e) => e.state === 'sent' && e !== own && e.seq < message.seq)) {
+      this.#settle(entry);
+    }
+
+    if (own) {
+      this.#remove(own, 'done');
+    }
+
+    if (this.#typing.delete(message.user)) {
+      this.#typingChanged();   // the message is what they were typing
+    }
+
     this.#emit('message', message);
+  }
+
+  /** The room's history restarted: seq starts over, and acknowledged sends will get no frame from the old one. */
+  #newEpoch(epoch) {
+    this.#epoch = epoch;
+    this.#lastSeq = 0;
+    for (const entry of this.#outbox.filter((e) => e.state === 'sent')) {
+      this.#settle(entry);
+    }
+  }
+
+  #someoneTyping(user) {
+    const isNew = !this.#typing.has(user);
+    this.#typing.set(user, performance.now() + TYPING_SHOWN_MS);
+    if (isNew) {
+      this.#typingChanged();
+    } else {
+      this.#scheduleTypingExpiry();
+    }
+  }
+
+  #typingChanged() {
+    this.#scheduleTypingExpiry();
+    this.#emit('typing', { users: [...this.#typing.keys()] });
+  }
+
+  /** One timer, for the earliest end: then whoever's time is up goes. */
+  #scheduleTypingExpiry() {
+    clearTimeout(this.#typingTimer);
+    this.#typingTimer = null;
+    if (this.#typing.size === 0) {
+      return;
+    }
+
+    const next = Math.min(...this.#typing.values());
+    this.#typingTimer = setTimeout(() => {
+      const now = performance.now();
+      const before = this.#typing.size;
+      for (const [user, until] of this.#typing) {
+        if (until <= now) {
+          this.#typing.delete(user);
+        }
+      }
+
+      if (this.#typing.size === before) {
+        this.#scheduleTypingExpiry();
+      } else {
+        this.#typingChanged();
+      }
+    }, Math.max(0, next - performance.now()));
   }
 
   /** Sends `auth` on the current socket when the server requires tokens; throws with the server's words when refused. */
@@ -376,6 +572,8 @@ export class ChatClient extends EventTarget {
     if (!ack.ok) {
       throw new Error(ack.error || 'The server refused the sign-in token.');
     }
+
+    this.#me = ack.user ?? this.#me;
   }
 
   #request(frame) {
@@ -405,14 +603,6 @@ export class ChatClient extends EventTarget {
     this.#pending.clear();
   }
 
-  #failOutbox(reason) {
-    const waiting = this.#outbox;
-    this.#outbox = [];
-    for (const { reject } of waiting) {
-      reject(new Error(reason));
-    }
-  }
-
   #setState(state, extra = {}) {
     this.#state = state;
     this.#emit('state', { state, attempt: this.#attempt, ...extra });
@@ -421,4 +611,9 @@ export class ChatClient extends EventTarget {
   #emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
+}
+
+/** A message's key: randomUUID() exists only in secure contexts (https, localhost), so plain http gets 128 random bits. */
+function newKey() {
+  return crypto.randomUUID?.() ?? Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 }

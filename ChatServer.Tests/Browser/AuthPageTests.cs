@@ -55,7 +55,7 @@ public sealed class AuthPageTests : BrowserTest
         await Expect(page.Locator("#identity")).ToHaveTextAsync("Signed in as Alice Doe", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 
         await SendAsync(page, "hello with a token", cancellationToken);
-        await ExpectItemsAsync(page, ["Alice Doe: hello with a token"], cancellationToken);
+        await ExpectSettledAsync(page, ["Alice Doe: hello with a token"], cancellationToken);
         var message = await bob.ExpectAsync(f => f.Type == "message", cancellationToken);
         Assert.That((message.User, message.Text), Is.EqualTo(("Alice Doe", "hello with a token")));
         Assert.That(reasons, Is.EqualTo(new[] { "signin" }));
@@ -78,7 +78,7 @@ public sealed class AuthPageTests : BrowserTest
 
         await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         await SendAsync(page, "still here", cancellationToken);
-        var next = await bob.NextAsync(cancellationToken);
+        var next = await bob.ExpectAsync(f => f.Type != "typing", cancellationToken);   // typing the message told the room
         Assert.That((next.Type, next.User, next.Text), Is.EqualTo(("message", "Alice Doe", "still here")), "no leave before it: never closed");
         Assert.That(reasons, Does.Not.Contain("expired"));
     }
@@ -104,7 +104,7 @@ public sealed class AuthPageTests : BrowserTest
         await ExpectItemsAsync(page, ["Bob Roe: while you were away"], cancellationToken);
         await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         await SendAsync(page, "back again", cancellationToken);
-        await ExpectItemsAsync(page, ["Bob Roe: while you were away", "Alice Doe: back again"], cancellationToken);
+        await ExpectSettledAsync(page, ["Bob Roe: while you were away", "Alice Doe: back again"], cancellationToken);
         var back = await bob.ExpectAsync(f => f.Type is "message" or "notification" && f.User == "Alice Doe", cancellationToken);
         Assert.That((back.Type, back.Text), Is.EqualTo(("message", "back again")), "resumed with updateSocketId: no join announced");
         Assert.That(reasons, Does.Contain("expired"));

@@ -73,4 +73,14 @@ public abstract class BrowserTest
     /// <summary>The whole list, in order: nothing missing, nothing twice.</summary>
     protected static Task ExpectItemsAsync(IPage page, string[] items, CancellationToken cancellationToken) =>
         Expect(page.Locator("#messages li")).ToHaveTextAsync(items, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+
+    /// <summary>
+    /// None of the page's own messages still on its way or failed (<c>data-send</c>), then the whole list as in
+    /// <see cref="ExpectItemsAsync"/>: in that order, since an item still sending reads the same as the message it becomes.
+    /// </summary>
+    protected static async Task ExpectSettledAsync(IPage page, string[] items, CancellationToken cancellationToken)
+    {
+        await Expect(page.Locator("#messages li[data-send]")).ToHaveCountAsync(0, new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+        await ExpectItemsAsync(page, items, cancellationToken);
+    }
 }

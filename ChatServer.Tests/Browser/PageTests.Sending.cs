@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Playwright;
@@ -43,6 +42,7 @@ public sealed partial class PageTests
             """).WaitAsync(cancellationToken);
 
         await Expect(page.Locator("#messages li").First).ToHaveTextAsync("Sundar: Welcome!", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+        await ExpectSettledAsync(page, ["Sundar: Welcome!"], cancellationToken);   // in the room, not just sending
         await using var observer = await ChatClient.SignInAsync(server.WebSocketUri, "observer", "Google", cancellationToken);
         var history = (await observer.RequestAsync(new { type = "history" }, cancellationToken)).Messages;
         Assert.That(history.Select(m => $"{m.User}: {m.Text}"), Is.EqualTo(new[] { "Sundar: Welcome!" }), "stored once");
@@ -74,7 +74,7 @@ public sealed partial class PageTests
 
         relay.Release();
 
-        await ExpectItemsAsync(page, ["alice: one", "alice: two", "alice: three"], cancellationToken);
+        await ExpectSettledAsync(page, ["alice: one", "alice: two", "alice: three"], cancellationToken);
         foreach (var text in new[] { "one", "two", "three" })
         {
             Assert.That((await bob.ExpectAsync(f => f.Type == "message", cancellationToken)).Text, Is.EqualTo(text));
@@ -87,7 +87,7 @@ public sealed partial class PageTests
     }
 
     [Test, CancelAfter(60_000)]
-    public async Task A_message_refused_by_the_rate_limit_says_so_and_the_page_can_send_again(CancellationToken cancellationToken)
+    public async Task A_message_refused_by_the_rate_limit_shows_as_failed_and_Retry_sends_it_once(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("limited");
         // One frame a second: the relay's 60 frames spend the burst of 40 however slowly Playwright sends them on a
@@ -108,29 +108,39 @@ public sealed partial class PageTests
         await page.Locator("#msg").FillAsync("too fast").WaitAsync(cancellationToken);
         await page.Locator("#chat .send").ClickAsync().WaitAsync(cancellationToken);
 
-        await Expect(page.Locator("#chat-feedback")).ToContainTextAsync("Not sent: Rate limit exceeded", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
-        await Expect(page.Locator("#msg")).ToHaveValueAsync("too fast", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+        var failed = page.Locator("#messages li[data-send=failed]");
+        await Expect(failed).ToContainTextAsync("alice: too fastNot sent: Rate limit exceeded", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 
         await Task.Delay(1_500, cancellationToken);   // the bucket refills at 1 frame a second
-        await SendAsync(page, "too fast", cancellationToken);
-        await ExpectItemsAsync(page, ["alice: too fast"], cancellationToken);
+        await failed.Locator("button.retry").ClickAsync().WaitAsync(cancellationToken);
+        await ExpectSettledAsync(page, ["alice: too fast"], cancellationToken);
     }
 
     [Test, CancelAfter(60_000)]
-    public async Task A_request_the_server_never_answers_fails_after_10_s_with_a_visible_error(CancellationToken cancellationToken)
+    public async Task A_send_the_server_never_answers_fails_after_10_s_and_Retry_with_its_key_stores_it_once(CancellationToken cancellationToken)
     {
         var room = TestNames.Room("silent");
+        await using var bob = await ChatClient.SignInAsync(_hostB.WebSocketUri, "bob", room, cancellationToken);
         var (page, relay) = await OpenBehindRelayAsync(cancellationToken);
         await SignInOnPageAsync(page, "alice", room, cancellationToken);
-        relay.Drop(f => f.Type == "ack" && f.IdJson is not null && relay.FromPage.Any(p => p.Type == "sendMessage" && p.IdJson == f.IdJson), once: true);
+        // Stored, but the page hears nothing of it: neither its ack nor its message frame.
+        relay.Drop(f => (f.Type == "ack" && relay.FromPage.Any(p => p.Type == "sendMessage" && p.IdJson == f.IdJson))
+            || (f.Type == "message" && f.Text == "into the void"));
 
-        await page.Locator("#msg").FillAsync("into the void").WaitAsync(cancellationToken);
-        await page.Locator("#chat .send").ClickAsync().WaitAsync(cancellationToken);
+        await SendAsync(page, "into the void", cancellationToken);
 
-        await Expect(page.Locator("#chat-feedback")).ToContainTextAsync("did not answer within 10 s", new() { Timeout = 30_000 }).WaitAsync(cancellationToken);
-        await page.Locator("#msg").FillAsync("still here").WaitAsync(cancellationToken);
+        var failed = page.Locator("#messages li[data-send=failed]");
+        await Expect(failed).ToContainTextAsync("did not answer within 10 s", new() { Timeout = 30_000 }).WaitAsync(cancellationToken);
+        relay.Drop(_ => false);
+        await failed.Locator("button.retry").ClickAsync().WaitAsync(cancellationToken);
+        var retried = relay.FromPage.Last(f => f.Type == "sendMessage");
+        var ack = await relay.ForwardedAsync(f => f.Type == "ack" && f.IdJson == retried.IdJson, cancellationToken);
+        Assert.That(ack.Raw, Does.Contain("\"duplicate\":true"), "the retry carried the first try's key");
+
         await SendAsync(page, "still here", cancellationToken);
-        await ExpectItemsAsync(page, ["alice: into the void", "alice: still here"], cancellationToken);
+        await ExpectSettledAsync(page, ["alice: into the void", "alice: still here"], cancellationToken);
+        var history = await bob.RequestAsync(new { type = "history" }, cancellationToken);
+        Assert.That(history.Messages.Select(m => m.Text), Is.EqualTo(new[] { "into the void", "still here" }), "stored once");
     }
 
     [Test, CancelAfter(60_000)]
@@ -153,7 +163,8 @@ public sealed partial class PageTests
             await Expect(page.Locator("#member-list .member")).ToHaveTextAsync(["alice"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
             // The page's own message coming back means it has handled everything sent before it: no late flicker left.
             await SendAsync(page, "sentinel", cancellationToken);
-            await Expect(page.Locator("#messages li.message").Last).ToHaveTextAsync("alice: sentinel", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
+            await Expect(page.Locator("#messages li.message:not([data-send])").Last).ToHaveTextAsync("alice: sentinel", new() { Timeout = WaitMs })
+                .WaitAsync(cancellationToken);
             await Expect(page.Locator("#member-list .member")).ToHaveTextAsync(["alice"], new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
         }
         finally
@@ -210,132 +221,5 @@ public sealed partial class PageTests
         var relay = new SocketRelay();
         await page.RouteWebSocketAsync("**/ws", relay.Attach).WaitAsync(cancellationToken);
         return (page, relay);
-    }
-
-    /// <summary>
-    /// Stands between the page's socket and the server: forwards every frame both ways, records them, and on request
-    /// holds back, drops or precedes a frame. Handlers run on Playwright's dispatcher, one at a time.
-    /// </summary>
-    private sealed class SocketRelay
-    {
-        private readonly ConcurrentQueue<Frame> _fromPage = new();
-        private readonly List<Frame> _forwarded = [];
-        private readonly List<(Func<Frame, bool> Match, TaskCompletionSource Done)> _waiters = [];
-        private readonly TaskCompletionSource<Frame> _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly List<Frame> _backlog = [];
-        private readonly object _lock = new();
-        private IWebSocketRoute? _page;
-        private IWebSocketRoute? _server;
-        private Func<Frame, bool>? _hold;
-        private bool _holding;
-        private (Func<Frame, bool> Match, bool Once)? _drop;
-        private (Func<Frame, bool> Match, Action<Frame> Action, bool Once)? _before;
-
-        public IReadOnlyList<Frame> FromPage => [.. _fromPage];
-
-        public void Attach(IWebSocketRoute page)
-        {
-            _page = page;
-            _server = page.ConnectToServer();
-            page.OnMessage(message =>
-            {
-                var frame = new Frame(message.Text ?? "{}");
-                _fromPage.Enqueue(frame);
-                if (_before is { } before && before.Match(frame))
-                {
-                    _before = before.Once ? null : before;
-                    before.Action(frame);
-                }
-
-                _server.Send(frame.Raw);
-            });
-            _server.OnMessage(message => FromServer(new Frame(message.Text ?? "{}")));
-        }
-
-        public void SendToServer(string text) => _server!.Send(text);
-
-        /// <summary>The first frame from the server that matches, and everything after it, wait for <see cref="Release"/>.</summary>
-        public void Hold(Func<Frame, bool> match) => _hold = match;
-
-        public void Drop(Func<Frame, bool> match, bool once = false) => _drop = (match, once);
-
-        public void BeforeForwarding(Func<Frame, bool> match, Action<Frame> action, bool once) => _before = (match, action, once);
-
-        public Task<Frame> HeldAsync(CancellationToken cancellationToken) => _held.Task.WaitAsync(cancellationToken);
-
-        public void Release()
-        {
-            lock (_lock)
-            {
-                _holding = false;
-                foreach (var frame in _backlog)
-                {
-                    Forward(frame);
-                }
-
-                _backlog.Clear();
-            }
-        }
-
-        /// <summary>Completes once a frame that matches has been passed to the page (or already was).</summary>
-        public Task ForwardedAsync(Func<Frame, bool> match, CancellationToken cancellationToken)
-        {
-            lock (_lock)
-            {
-                if (_forwarded.Any(match))
-                {
-                    return Task.CompletedTask;
-                }
-
-                var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _waiters.Add((match, waiter));
-                return waiter.Task.WaitAsync(cancellationToken);
-            }
-        }
-
-        private void FromServer(Frame frame)
-        {
-            if (_drop is { } drop && drop.Match(frame))
-            {
-                _drop = drop.Once ? null : drop;
-                return;
-            }
-
-            lock (_lock)   // Monitor is re-entrant: Forward takes it too
-            {
-                if (!_holding && _hold is { } hold && hold(frame))
-                {
-                    _hold = null;
-                    _holding = true;
-                    _backlog.Add(frame);
-                    _held.TrySetResult(frame);
-                    return;
-                }
-
-                // While a frame is held, what comes after it waits behind it, but for presence frames: those are what
-                // a test lets cross the held frame.
-                if (_holding && frame.Type != "presence")
-                {
-                    _backlog.Add(frame);
-                    return;
-                }
-
-                Forward(frame);
-            }
-        }
-
-        private void Forward(Frame frame)
-        {
-            lock (_lock)
-            {
-                _forwarded.Add(frame);
-                _page!.Send(frame.Raw);
-                foreach (var waiter in _waiters.Where(w => w.Match(frame)).ToList())
-                {
-                    _waiters.Remove(waiter);
-                    waiter.Done.TrySetResult();
-                }
-            }
-        }
     }
 }

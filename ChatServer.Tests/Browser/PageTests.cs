@@ -77,8 +77,8 @@ public sealed partial class PageTests : BrowserTest
         await ExpectItemsAsync(alice, ["bob just entered the room", "bob: Hi Alice, I'm on the other instance."], cancellationToken);
         await SendAsync(alice, "Hello Bob! Same room, different server.", cancellationToken);
         string[] conversation = ["bob: Hi Alice, I'm on the other instance.", "alice: Hello Bob! Same room, different server."];
-        await ExpectItemsAsync(bob, conversation, cancellationToken);
-        await ExpectItemsAsync(alice, ["bob just entered the room", .. conversation], cancellationToken);
+        await ExpectSettledAsync(bob, conversation, cancellationToken);
+        await ExpectSettledAsync(alice, ["bob just entered the room", .. conversation], cancellationToken);
 
         await AttachScreenshotAsync(alice, "chat-view.png", cancellationToken);
 
@@ -163,7 +163,7 @@ public sealed partial class PageTests : BrowserTest
         Assert.That((await mallory.RequestAsync(new { type = "sendMessage", text = payload }, cancellationToken)).Ok, Is.True);
         await SendAsync(page, "sentinel", cancellationToken);   // everything before it has been drawn when it shows
 
-        await ExpectItemsAsync(page, [$"{name} just entered the room", $"alice: {payload}", $"{name}: {payload}", "alice: sentinel"], cancellationToken);
+        await ExpectSettledAsync(page, [$"{name} just entered the room", $"alice: {payload}", $"{name}: {payload}", "alice: sentinel"], cancellationToken);
         Assert.That(await page.Locator("#messages img").CountAsync().WaitAsync(cancellationToken), Is.Zero);
         Assert.That(await page.Locator("img").CountAsync().WaitAsync(cancellationToken), Is.Zero);
         Assert.That(dialogs, Is.Empty);
@@ -234,7 +234,7 @@ public sealed partial class PageTests : BrowserTest
             await Expect(page.Locator("#status")).ToHaveAttributeAsync("data-state", "connected", new() { Timeout = WaitMs }).WaitAsync(cancellationToken);
 
             // What it missed first, then the kept message, right after the resume ack, exactly once.
-            await ExpectItemsAsync(page, ["bob: before", "bob: while you were away 1", "bob: while you were away 2", "alice: typed while away"], cancellationToken);
+            await ExpectSettledAsync(page, ["bob: before", "bob: while you were away 1", "bob: while you were away 2", "alice: typed while away"], cancellationToken);
             var alicesMessage = await bob.ExpectAsync(f => f.Type == "message" && f.User == "alice", cancellationToken);
             Assert.That(alicesMessage.Text, Is.EqualTo("typed while away"));
             Assert.That((await bob.SendSentinelAndReadNextAsync(cancellationToken)).Text, Is.EqualTo("sentinel"), "sent once");

@@ -9,7 +9,7 @@ namespace ChatServer.Tests.Conformance;
 /// </summary>
 internal static class NodeWsDriver
 {
-    private static string? NodePath =>
+    internal static string? NodePath =>
         new[] { Environment.GetEnvironmentVariable("CHAT_TEST_NODE"), "/usr/bin/node", "/usr/local/bin/node" }
             .Concat((Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Select(d => Path.Combine(d, "node")))
             .FirstOrDefault(File.Exists);
