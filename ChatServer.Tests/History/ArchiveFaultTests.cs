@@ -91,6 +91,27 @@ public sealed class ArchiveFaultTests : HistoryDatabaseFixture
     }
 
     [Test, CancelAfter(60_000)]
+    public async Task An_instance_that_stops_writes_what_it_still_holds_before_it_exits(CancellationToken cancellationToken)
+    {
+        var room = TestNames.Room();
+        var settings = HostSettings(Database);
+        settings["History:BatchDelay"] = "00:00:01";        // its messages are still queued when it is told to stop
+        settings["History:ReconcileInterval"] = "01:00:00"; // and no reconciler pass comes after the first one
+        var host = new ChatHost(TestRedis.ConnectionString, settings);
+        await using (var alice = await ChatClient.SignInAsync(host.WebSocketUri, "alice", room, cancellationToken))
+        {
+            for (var i = 1; i <= 5; i++)
+            {
+                await alice.RequestAsync(new { type = "sendMessage", text = $"last words {i}" }, cancellationToken);
+            }
+        }
+
+        await host.DisposeAsync();   // a graceful stop, as on a deploy
+
+        Assert.That(await ArchivedCountAsync(room), Is.EqualTo(5));
+    }
+
+    [Test, CancelAfter(60_000)]
     public async Task Retention_removes_only_what_is_older(CancellationToken cancellationToken)
     {
         var room = TestNames.Room();

@@ -106,7 +106,42 @@ internal sealed class ArchiveWriter : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            // stopping: what is still queued is left to the reconciler (Redis still holds it)
+            await FlushOnStopAsync(batch);
+        }
+    }
+
+    /// <summary>
+    /// A stopping instance (a deploy, a scale-in) writes what it still holds, once, for a few seconds at most; what it
+    /// cannot write is left to the reconciler, since Redis still holds it.
+    /// </summary>
+    private async Task FlushOnStopAsync(List<Pending> inFlight)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            var batch = new List<Pending>(inFlight);
+            while (true)
+            {
+                while (batch.Count < _options.BatchSize && _queue.Reader.TryRead(out var pending))
+                {
+                    batch.Add(pending);
+                }
+
+                if (batch.Count == 0)
+                {
+                    return;
+                }
+
+                var messages = ToMessages(batch);
+                await _database.WriteAsync(messages, deadline.Token);
+                _written.Add(messages.Count);
+                Interlocked.Add(ref _waiting, -batch.Count);
+                batch.Clear();
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            HistoryLog.WriteFailed(_logger, (int)Interlocked.Read(ref _waiting), 0, ex);
         }
     }
 
