@@ -14,9 +14,10 @@ internal sealed record FanoutSettings(IReadOnlyList<Uri> Urls, int Rooms, int Me
 /// sender. A pacer enqueues message <c>i</c> at <c>start + i / rate</c> whatever happened before (open loop), and the
 /// latency of a delivery is measured from that scheduled time, so a server that falls behind cannot hide it by slowing
 /// the senders. Each text is <c>"&lt;sender&gt; &lt;n&gt; &lt;scheduled ticks&gt;"</c>, enough to find lost, duplicated
-/// and reordered deliveries per sender at every receiver.
+/// and reordered deliveries per sender at every receiver. With an <see cref="ArchiveProbe"/>, the history archive is
+/// measured over the same window as the servers' CPU.
 /// </summary>
-internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> serverProcessIds, TextWriter progress)
+internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> serverProcessIds, TextWriter progress, ArchiveProbe? archive = null)
 {
     public async Task<FanoutResult> RunAsync(CancellationToken cancellationToken)
     {
@@ -55,6 +56,7 @@ internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> s
             order[j] = members[(j % settings.Rooms) * settings.Members + (j / settings.Rooms) % settings.Members];
         }
 
+        archive?.Begin($"lt-{run}-");
         var cpuBefore = serverProcessIds.Select(ProcStats.CpuSeconds).ToArray();
         var toolCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var expected = total * settings.Members;
@@ -116,6 +118,7 @@ internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> s
         var lastDelivery = members.Max(m => m.LastDeliveryTimestamp);
         var cpuAfter = serverProcessIds.Select(ProcStats.CpuSeconds).ToArray();
         var toolCpu = (Process.GetCurrentProcess().TotalProcessorTime - toolCpuBefore).TotalSeconds;
+        var archiveWindow = archive is null ? null : await archive.EndWindowAsync(cancellationToken);
 
         foreach (var member in members)
         {
@@ -138,6 +141,8 @@ internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> s
         var delivered = members.Sum(m => m.Unique);
         var serverCpu = cpuAfter.Zip(cpuBefore, (a, b) => a - b).Sum();
         var window = Stopwatch.GetElapsedTime(start, Math.Max(lastDelivery, sendEnd)).TotalSeconds;
+        var rejected = members.Sum(m => m.Rejected);
+        var archived = archive is null ? null : await archive.ResultAsync(archiveWindow!, total - rejected, cancellationToken);
         return new FanoutResult(
             settings.Rooms, settings.Members, settings.Urls.Count, settings.Rate, settings.DurationSeconds,
             MessagesSent: total,
@@ -146,7 +151,7 @@ internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> s
             Lost: expected - delivered,
             Duplicated: members.Sum(m => m.Duplicated),
             OutOfOrder: members.Sum(m => m.OutOfOrder),
-            Rejected: members.Sum(m => m.Rejected),
+            Rejected: rejected,
             DeliveriesPerSecond: delivered / window,
             LatencyP50Ms: Percentile(latencies, 0.50),
             LatencyP95Ms: Percentile(latencies, 0.95),
@@ -154,7 +159,10 @@ internal sealed class FanoutRunner(FanoutSettings settings, IReadOnlyList<int> s
             LatencyMaxMs: latencies.Count == 0 ? 0 : latencies[^1] / 1000.0,
             ServerCpuSeconds: serverProcessIds.Count == 0 ? null : serverCpu,
             DeliveriesPerServerCpuSecond: serverProcessIds.Count == 0 || serverCpu <= 0 ? null : delivered / serverCpu,
-            LoadToolCpuSeconds: toolCpu);
+            LoadToolCpuSeconds: toolCpu)
+        {
+            Archive = archived,
+        };
     }
 
     private async Task<long> ReportAsync(Member[] members, long sent, long expected, long start, long now, long lastReport, long lastDelivered)
@@ -347,5 +355,8 @@ internal sealed record FanoutResult(int Rooms, int Members, int Urls, double Rat
     double LatencyP50Ms, double LatencyP95Ms, double LatencyP99Ms, double LatencyMaxMs, double? ServerCpuSeconds,
     double? DeliveriesPerServerCpuSecond, double LoadToolCpuSeconds)
 {
+    /// <summary>The history archive over the same window (<c>--archive-ab</c>); null when not measured.</summary>
+    public ArchiveResult? Archive { get; init; }
+
     public bool Passes(double p99BoundMs) => Lost == 0 && Duplicated == 0 && OutOfOrder == 0 && Rejected == 0 && LatencyP99Ms <= p99BoundMs;
 }

@@ -50,7 +50,7 @@ internal sealed class HistoryRunner(HistorySettings settings, TextWriter progres
     }
 
     /// <summary>One connection that sends a request and waits for its ack (with the expected number of messages).</summary>
-    private sealed class Client : IDisposable
+    internal sealed class Client : IDisposable
     {
         private readonly ClientWebSocket _socket = new();
         private byte[] _buffer = new byte[64 * 1024];
@@ -106,7 +106,8 @@ internal sealed class HistoryRunner(HistorySettings settings, TextWriter progres
 
         public void Dispose() => _socket.Dispose();
 
-        private async Task<JsonDocument> RequestAsync(string openRequest, CancellationToken cancellationToken)
+        /// <summary>Sends <paramref name="openRequest"/> (an object left open for the id) and returns its ack; refused: throws.</summary>
+        public async Task<JsonDocument> RequestAsync(string openRequest, CancellationToken cancellationToken)
         {
             var id = ++_id;
             await SendAsync($"{openRequest.TrimEnd()},\"id\":{id}}}", cancellationToken);

@@ -13,7 +13,7 @@ internal static class LoadTestProgram
     private const string BaselineName = "ChatServer (baseline)";
 
     private const string Usage = """
-        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|coldstart|rooms> [options]
+        Usage: dotnet run -c Release --project ChatServer.LoadTest -- <fanout|idle|history|historydb|coldstart|rooms> [options]
 
         Where the servers are (one of):
           --start-servers N     start N ChatServer instances (and a redis-server) here, stop them at the end
@@ -36,11 +36,20 @@ internal static class LoadTestProgram
           --peer                every peer: --peers node,bun
           --node-dir DIR        the Node peer's folder (--peer-dir: the same)
           --bun-dir DIR         the Bun peer's folder
+          --start-postgres      start a throwaway PostgreSQL here (Debian's binaries; as root via runuser -u postgres);
+                                servers started here get History__ConnectionString to a fresh database on it
+          --history-db CONN     the same on a PostgreSQL you run (Npgsql connection string; its user must be allowed to
+                                create databases: the tool makes its own and drops them at the end)
         fanout:
           --rooms R (10) --members M (20) --rate MSG_PER_S (2500) --duration S (20) --drain S (5)
           --warmup S (10)       an unmeasured run at the first rate first, so JIT tiering is not billed to the figures
           --sweep               raise the rate by --step (1.25x) until p99 > --p99-bound-ms (100) or anything is lost
           --max-rate MSG_PER_S  stop a sweep here (100000)
+          --archive-ab          (needs --start-postgres or --history-db, and --start-servers) the same scenario twice:
+                                archive off, then on (a fresh database); deliveries per server CPU-second of both and
+                                the ratio, the archive's messages/s into PostgreSQL and PostgreSQL's CPU over the
+                                measured window, archive lag p99 (chat_archive_lag_seconds of every server every 100 ms),
+                                and whether every message sent reached the database
         idle:
           --connections N (10000) --rooms K (100) --source-addresses A (8) --settle S (5)
           --at-rest S (0)       then read the server's CPU for S s with every connection idle (% of a core)
@@ -48,6 +57,14 @@ internal static class LoadTestProgram
           --history-lengths L1,L2 (100,10000)  with --start-servers 1: one server per length, Chat__HistoryLength=L,
                                 each room filled to L; with --url: one length, the server's own HistoryLength
           --samples N (200)     timed round trips of each read: newest page of 50, a middle page, a 5-message catch-up
+        historydb (needs --start-postgres or --history-db; one server started here, on a fresh Redis):
+          --history-messages N (1000000)  seeded into one room (one epoch) directly in SQL, then VACUUM ANALYZE
+          --samples N (200)     timed round trips of each: a history page of 50 at a random before (with the seeded
+                                epoch, so the page comes from PostgreSQL), and search for a common word, a rare word,
+                                a very rare word and two words, and a control page from Redis; each statement also
+                                timed straight from the tool, and EXPLAIN ANALYZE of each
+          --pause-ms MS (20)    before each timed request: the server holds a write that follows its previous one within
+                                Chat__WriteDelay (10 ms) until its next tick, so back-to-back requests would time that
         coldstart (process start to the first 200 from /readyz; one instance at a time; one uncounted warm-up start each):
           --runs N (7)          start and stop ours N times (with a baseline or peers: ours, the baseline, then each peer,
                                 N times, alternating)
@@ -59,7 +76,7 @@ internal static class LoadTestProgram
 
     private static async Task<int> Main(string[] args)
     {
-        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history" or "coldstart" or "rooms"))
+        if (args.Length == 0 || args[0] is not ("fanout" or "idle" or "history" or "historydb" or "coldstart" or "rooms"))
         {
             await Console.Error.WriteLineAsync(Usage);
             return 2;
@@ -67,9 +84,16 @@ internal static class LoadTestProgram
 
         var mode = args[0];
         var options = Options.Parse(args.AsSpan(1));
-        if (options.Baseline is not null && mode is ("history" or "rooms"))
+        if (options.Baseline is not null && mode is ("history" or "historydb" or "rooms"))
         {
-            await Console.Error.WriteLineAsync("--baseline-exe/--baseline-dll: fanout, idle and coldstart only (history and rooms run ours alone).");
+            await Console.Error.WriteLineAsync("--baseline-exe/--baseline-dll: fanout, idle and coldstart only (history, historydb and rooms run ours alone).");
+            return 2;
+        }
+
+        if ((options.ArchiveAb && (mode != "fanout" || options.StartServers == 0)) || (mode == "historydb" && !options.HasHistoryDatabase))
+        {
+            await Console.Error.WriteLineAsync(
+                "--archive-ab is for fanout with --start-servers N; historydb needs --start-postgres or --history-db CONNSTRING.");
             return 2;
         }
 
@@ -81,8 +105,19 @@ internal static class LoadTestProgram
         };
 
         var output = Console.Out;
+        // Declared before the servers, so disposed after them: the servers let go of their databases first.
+        await using var postgres = options.StartPostgres ? await LocalPostgres.StartAsync(output, cancel.Token) : null;
+        await using var databases = options.HasHistoryDatabase
+            ? new HistoryDatabases(options.HistoryDb ?? postgres!.ConnectionString, postgres?.PostmasterProcessId, dropAtEnd: postgres is null, output)
+            : null;
         await using var processes = new LocalProcesses(output);
         var server = options.Aot ? await NativeBuild.PublishAsync(output, cancel.Token) : options.Server;
+        if (databases is not null && !options.ArchiveAb && mode != "historydb")
+        {
+            // Every server started here (ours and a baseline) archives into one fresh database for the whole run.
+            options.ServerEnvironment["History__ConnectionString"] = await databases.CreateDatabaseAsync(mode, cancel.Token);
+        }
+
         if (mode == "coldstart")
         {
             return await ColdStartsAsync(options, server, processes, output, args, cancel.Token);
@@ -98,6 +133,16 @@ internal static class LoadTestProgram
         if (mode == "rooms")
         {
             return await RunRoomsAsync(args, options, server, processes, urls, pids, output, cancel.Token);
+        }
+
+        if (mode == "historydb")
+        {
+            return await RunHistoryDbAsync(args, options, server, processes, databases!, output, cancel.Token);
+        }
+
+        if (options.ArchiveAb)
+        {
+            return await RunArchiveAbAsync(args, options, server, processes, databases!, output, cancel.Token);
         }
 
         var peers = options.Peers;
@@ -271,7 +316,7 @@ internal static class LoadTestProgram
     }
 
     private static async Task RunScenarioAsync(string mode, Options options, List<Uri> urls, List<int> pids, ScenarioReport report,
-        TextWriter output, CancellationToken cancellationToken)
+        TextWriter output, CancellationToken cancellationToken, Func<ArchiveProbe>? archive = null)
     {
         if (mode == "fanout")
         {
@@ -286,7 +331,8 @@ internal static class LoadTestProgram
             while (true)
             {
                 var settings = new FanoutSettings(urls, options.Rooms, options.Members, rate, options.Duration, options.Drain);
-                var result = await new FanoutRunner(settings, pids, output).RunAsync(cancellationToken);
+                using var probe = archive?.Invoke();
+                var result = await new FanoutRunner(settings, pids, output, probe).RunAsync(cancellationToken);
                 report.Fanout.Add(result);
                 var passes = result.Passes(options.P99BoundMs);
                 if (passes)
@@ -312,6 +358,146 @@ internal static class LoadTestProgram
             report.Idle = await new IdleRunner(settings, pids.Count > 0 ? pids[0] : null, output).RunAsync(cancellationToken);
             PrintIdleTable(output, report);
         }
+    }
+
+    /// <summary>
+    /// <c>fanout --archive-ab</c>: the same scenario (warm-up included) on the same Redis and PostgreSQL, first with the
+    /// archive off, then on (fresh servers on a fresh database), each measured with an <see cref="ArchiveProbe"/>; then the
+    /// two side by side with the ratio on ÷ off and the archive's own figures.
+    /// </summary>
+    private static async Task<int> RunArchiveAbAsync(string[] args, Options options, string server, LocalProcesses processes,
+        HistoryDatabases databases, TextWriter output, CancellationToken cancellationToken)
+    {
+        await processes.StartRedisAsync(cancellationToken);
+        var redis = options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}";
+        var postmaster = await databases.PostmasterProcessIdAsync(cancellationToken);
+        var report = new LoadTestReport
+        {
+            Mode = args[0],
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            Ours = new ScenarioReport { Server = "ChatServer (archive off)", ServerPath = server },
+        };
+        var archiveOn = report.ArchiveOn = new ScenarioReport { Server = "ChatServer (archive on)", ServerPath = server };
+
+        foreach (var (scenario, on) in new[] { (report.Ours, false), (archiveOn, true) })
+        {
+            var environment = new Dictionary<string, string>(options.ServerEnvironment);
+            if (on)
+            {
+                environment["History__ConnectionString"] = await databases.CreateDatabaseAsync("archive_on", cancellationToken);
+            }
+
+            await processes.StartServersAsync(options.StartServers, server, redis, environment, cancellationToken);
+            scenario.ColdStartsMs.AddRange(processes.Servers.Select(s => s.ColdStartMs));
+            List<Uri> urls = [.. processes.Servers.Select(s => s.Url)];
+            await output.WriteLineAsync($"== {scenario.Server} ==");
+            await RunScenarioAsync("fanout", options, urls, [.. processes.Servers.Select(s => s.ProcessId)], scenario, output, cancellationToken,
+                () => new ArchiveProbe(urls, on ? environment["History__ConnectionString"] : null, postmaster, output));
+            await processes.StopServersAsync();
+        }
+
+        PrintArchiveAb(output, report.Ours.Fanout[^1], archiveOn.Fanout[^1]);
+        await WriteReportAsync(args, options, report, output, cancellationToken);
+        return 0;
+    }
+
+    private static void PrintArchiveAb(TextWriter output, FanoutResult off, FanoutResult on)
+    {
+        static string F(double? value, string format) => value is { } v ? v.ToString(format, CultureInfo.InvariantCulture) : "–";
+        static double? PerCpu(FanoutResult r) => r.ServerCpuSeconds is { } cpu && r.Archive?.PostgresCpuSeconds is { } pg && cpu + pg > 0
+            ? r.Delivered / (cpu + pg)
+            : null;
+        static double? Ratio(double? a, double? b) => a is { } x && b is { } y && y > 0 ? x / y : null;
+
+        output.WriteLine();
+        output.WriteLine($"Archive off, then on ({on.Rooms} rooms × {on.Members} members, {on.Rate:F0} msg/s for {on.DurationSeconds:F0} s, over {on.Urls} server(s)):");
+        output.WriteLine();
+        output.WriteLine("| figure | archive off | archive on | on ÷ off |");
+        output.WriteLine("|---|---:|---:|---:|");
+        void Row(string figure, double? a, double? b, string format, bool ratio = true) =>
+            output.WriteLine($"| {figure} | {F(a, format)} | {F(b, format)} | {(ratio ? F(Ratio(b, a), "F2") : "")} |");
+        Row("deliveries", off.Delivered, on.Delivered, "F0");
+        Row("lost / duplicated / out of order / rejected", off.Lost + off.Duplicated + off.OutOfOrder + off.Rejected,
+            on.Lost + on.Duplicated + on.OutOfOrder + on.Rejected, "F0", ratio: false);
+        Row("latency p50 ms", off.LatencyP50Ms, on.LatencyP50Ms, "F1");
+        Row("latency p99 ms", off.LatencyP99Ms, on.LatencyP99Ms, "F1");
+        Row("server CPU s", off.ServerCpuSeconds, on.ServerCpuSeconds, "F2");
+        Row("**deliveries per server CPU-second**", off.DeliveriesPerServerCpuSecond, on.DeliveriesPerServerCpuSecond, "F0");
+        Row("PostgreSQL CPU s (postmaster and backends)", off.Archive?.PostgresCpuSeconds, on.Archive?.PostgresCpuSeconds, "F2", ratio: false);
+        Row("deliveries per (server + PostgreSQL) CPU-second", PerCpu(off), PerCpu(on), "F0");
+        Row("load tool CPU s", off.LoadToolCpuSeconds, on.LoadToolCpuSeconds, "F2");
+        Row("/metrics scrapes in the window", off.Archive?.Scrapes, on.Archive?.Scrapes, "F0", ratio: false);
+        Row("/metrics scrapes that failed", off.Archive?.FailedScrapes, on.Archive?.FailedScrapes, "F0", ratio: false);
+
+        if (on.Archive is not { } a)
+        {
+            return;
+        }
+
+        output.WriteLine();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"archive: {a.ArchivedInWindow} messages in PostgreSQL by the end of the {a.WindowSeconds:F1} s window: {a.ArchivedPerSecond:F0} messages/s, " +
+            $"for {F(a.PostgresCpuSeconds, "F2")} s of PostgreSQL CPU ({F(Ratio(a.ArchivedInWindow, a.PostgresCpuSeconds), "F0")} messages per PostgreSQL CPU-second)"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"archive lag (chat_archive_lag_seconds, {a.LagSamples} samples): p50 {F(a.LagP50Seconds, "F3")} s, p99 {F(a.LagP99Seconds, "F3")} s, max {F(a.LagMaxSeconds, "F3")} s"));
+        output.WriteLine($"archive complete: {a.ArchivedAfterSettle} of {a.Expected} sent messages in the database {F(a.SettleSeconds, "F1")} s after the window: " +
+            (a.Complete == true ? "yes" : "NO"));
+        var ratio = Ratio(on.DeliveriesPerServerCpuSecond, off.DeliveriesPerServerCpuSecond);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"target: deliveries per server CPU-second on ÷ off ≥ 0.90: {F(ratio, "F2")}, {(ratio >= 0.90 ? "met" : "MISSED")}; " +
+            $"archive lag p99 ≤ 1 s: {F(a.LagP99Seconds, "F3")} s, {(a.LagP99Seconds <= 1 ? "met" : "MISSED")}"));
+    }
+
+    /// <summary>
+    /// <c>historydb</c>: one server on a fresh Redis and a fresh database, a room seeded with <c>--history-messages</c>
+    /// messages in SQL, and <c>history</c> and <c>search</c> timed over a WebSocket (<see cref="HistoryDbRunner"/>).
+    /// </summary>
+    private static async Task<int> RunHistoryDbAsync(string[] args, Options options, string server, LocalProcesses processes,
+        HistoryDatabases databases, TextWriter output, CancellationToken cancellationToken)
+    {
+        if (options.Urls.Count > 0)
+        {
+            await Console.Error.WriteLineAsync("historydb starts its own server (on a fresh database): not with --url.");
+            return 2;
+        }
+
+        await processes.StartRedisAsync(cancellationToken);
+        var database = await databases.CreateDatabaseAsync("historydb", cancellationToken);
+        var environment = new Dictionary<string, string>(options.ServerEnvironment) { ["History__ConnectionString"] = database };
+        await processes.StartServersAsync(1, server, options.InProcess ? null : $"127.0.0.1:{processes.RedisPort}", environment, cancellationToken);
+        var report = new LoadTestReport
+        {
+            Mode = args[0],
+            Command = string.Join(' ', args),
+            Machine = MachineInfo.Describe(),
+            StartedAt = DateTimeOffset.UtcNow,
+            Ours = new ScenarioReport { Server = "ChatServer", ServerPath = server },
+        };
+        var settings = new HistoryDbSettings(processes.Servers[0].Url, database, options.HistoryMessages, options.Samples, options.PauseMs);
+        var r = report.Ours.HistoryDb = await new HistoryDbRunner(settings, output).RunAsync(cancellationToken);
+
+        output.WriteLine();
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{r.Messages} messages in one room (seeded in {r.SeedSeconds:F1} s, VACUUM ANALYZE {r.AnalyzeSeconds:F1} s); {r.Samples} timed round trips of each, interleaved, {r.PauseMs:F0} ms apart:"));
+        output.WriteLine();
+        output.WriteLine("| request | matches in the room | round trip median ms | p95 ms | max ms | statement from the tool, median ms | p95 ms | EXPLAIN ANALYZE execution ms | round trip ≤ 10 ms median |");
+        output.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var kind in r.Kinds)
+        {
+            static string F(double? value) => value is { } v ? v.ToString("F2", CultureInfo.InvariantCulture) : "–";
+            var verdict = kind.Plan is null ? "(control)" : kind.Timing.MedianMs <= 10 ? "met" : "MISSED";
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {kind.Name} | {kind.Matches} | {kind.Timing.MedianMs:F2} | {kind.Timing.P95Ms:F2} | {kind.Timing.MaxMs:F2} | {F(kind.DatabaseTiming?.MedianMs)} | {F(kind.DatabaseTiming?.P95Ms)} | {F(kind.ExecutionMs)} | {verdict} |"));
+        }
+
+        var slowest = r.Kinds.Where(k => k.Plan is not null).MaxBy(k => k.Timing.MedianMs)!;
+        output.WriteLine();
+        output.WriteLine($"plan of the slowest ({slowest.Name}), EXPLAIN (ANALYZE, BUFFERS) of the server's statement (every plan is in the JSON):");
+        output.WriteLine(slowest.Plan);
+        await WriteReportAsync(args, options, report, output, cancellationToken);
+        return 0;
     }
 
     /// <summary>

@@ -23,6 +23,9 @@ internal sealed class LoadTestReport
 
     /// <summary>The peers' figures, in the order they ran (<see cref="ScenarioReport.Server"/> names each); null without peers.</summary>
     public List<ScenarioReport>? Peers { get; set; }
+
+    /// <summary><c>fanout --archive-ab</c>: the run with the archive on (<see cref="Ours"/> is the run with it off).</summary>
+    public ScenarioReport? ArchiveOn { get; set; }
 }
 
 /// <summary>One server implementation's figures for the scenario.</summary>
@@ -44,6 +47,8 @@ internal sealed class ScenarioReport
     public List<HistoryResult> History { get; } = [];
 
     public RoomsResult? Rooms { get; set; }
+
+    public HistoryDbResult? HistoryDb { get; set; }
 }
 
 internal sealed record MachineInfo(int Cores, string CpuModel, string Os, string Runtime)

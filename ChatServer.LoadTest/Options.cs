@@ -92,6 +92,33 @@ internal sealed class Options
 
     public int Repeat { get; private set; } = 1;
 
+    /// <summary>
+    /// <c>--history-db</c>: an Npgsql connection string to a PostgreSQL whose user may create databases; the tool makes
+    /// a database of its own there for each server it starts (<c>History__ConnectionString</c>) and drops it at the end.
+    /// </summary>
+    public string? HistoryDb { get; private set; }
+
+    /// <summary><c>--start-postgres</c>: a throwaway PostgreSQL from Debian's binaries, started here and deleted at the end.</summary>
+    public bool StartPostgres { get; private set; }
+
+    /// <summary>The servers this tool starts get a history database (<see cref="HistoryDb"/> or <see cref="StartPostgres"/>).</summary>
+    public bool HasHistoryDatabase => HistoryDb is not null || StartPostgres;
+
+    /// <summary>
+    /// fanout <c>--archive-ab</c>: the same scenario twice in one run, the archive off and then on (a fresh database), with
+    /// the ratio of deliveries per server CPU-second, the archive's throughput, PostgreSQL's CPU and the lag.
+    /// </summary>
+    public bool ArchiveAb { get; private set; }
+
+    /// <summary>historydb: messages seeded into the one room.</summary>
+    public int HistoryMessages { get; private set; } = 1_000_000;
+
+    /// <summary>
+    /// historydb: the pause before each timed request. A connection that wrote less than <c>Chat__WriteDelay</c> (10 ms)
+    /// ago holds its next write for the server's next tick, so requests sent back to back would time that window.
+    /// </summary>
+    public double PauseMs { get; private set; } = 20;
+
     public static Options Parse(ReadOnlySpan<string> args)
     {
         var options = new Options();
@@ -120,6 +147,18 @@ internal sealed class Options
             if (name == "--in-process")
             {
                 options.InProcess = true;
+                continue;
+            }
+
+            if (name == "--start-postgres")
+            {
+                options.StartPostgres = true;
+                continue;
+            }
+
+            if (name == "--archive-ab")
+            {
+                options.ArchiveAb = true;
                 continue;
             }
 
@@ -163,6 +202,9 @@ internal sealed class Options
                 case "--clients": options.Clients = Int(value); break;
                 case "--repeat": options.Repeat = Int(value); break;
                 case "--messages-per-room": options.MessagesPerRoom = Int(value); break;
+                case "--history-db": options.HistoryDb = value; break;
+                case "--history-messages": options.HistoryMessages = Int(value); break;
+                case "--pause-ms": options.PauseMs = Double(value); break;
                 default: throw new ArgumentException($"Unknown option {name}.");
             }
         }
@@ -170,6 +212,26 @@ internal sealed class Options
         if (options.Rooms < 0)
         {
             options.Rooms = idle ? 100 : 10;
+        }
+
+        if (options.HistoryDb is not null && options.StartPostgres)
+        {
+            throw new ArgumentException("Give --history-db or --start-postgres, not both.");
+        }
+
+        if (options.ArchiveAb && !options.HasHistoryDatabase)
+        {
+            throw new ArgumentException("--archive-ab needs a PostgreSQL: --start-postgres or --history-db CONNSTRING.");
+        }
+
+        if (options.ArchiveAb && (options.Sweep || options.Baseline is not null || options.PeerKeys.Count > 0))
+        {
+            throw new ArgumentException("--archive-ab runs ours twice (archive off, then on) at one rate: not with --sweep, a baseline or peers.");
+        }
+
+        if (options.HistoryMessages < 1_000)
+        {
+            throw new ArgumentException("--history-messages must be at least 1000.");
         }
 
         return options;
