@@ -33,7 +33,8 @@ internal sealed class HistoryDatabase(NpgsqlDataSource dataSource, ILogger<Histo
           tsv tsvector generated always as (to_tsvector('simple', coalesce(text, ''))) stored,
           primary key (room, epoch, seq)
         );
-        create index if not exists chat_messages_search on chat_messages using gin (tsv);
+        -- no pending list: merging it stalls whichever archive write fills it
+        create index if not exists chat_messages_search on chat_messages using gin (tsv) with (fastupdate = off);
         create index if not exists chat_messages_newest on chat_messages (room, ts desc, epoch desc, seq desc);
         create index if not exists chat_messages_ts on chat_messages (ts);
         create table if not exists chat_epochs (
