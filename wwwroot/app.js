@@ -20,13 +20,28 @@ const statusBadge = $('#status');
 const leaveButton = $('#leave');
 const memberList = $('#member-list');
 const typingLine = $('#typing');
+const searchForm = $('#search');
+const searchInput = $('#search-q');
+const searchPanel = $('#search-panel');
+const searchStatus = $('#search-status');
+const searchResults = $('#search-results');
+const searchMore = $('#search-more');
+const searchClose = $('#search-close');
 
 // The page shows the newest PAGE messages of the history it gets on sign-in, and loads older ones from the server
-// (the `history` extension) when the person scrolls to the top.
+// (`history`, protocol 1.2) when the person scrolls to the top: from the oldest message shown, by its `seq` and
+// `epoch`, on into the room's older epochs (with the history database, past what Redis keeps) until the server says
+// there is no more.
 const PAGE = 50;
-let oldestSeq = null;
+let olderThan = null;      // { seq, epoch } of the oldest message shown: where the next older page starts
 let hasOlder = false;
 let loadingOlder = false;
+// Search (protocol 1.2): a panel in place of the list, newest first, SEARCH_PAGE results at a time.
+const SEARCH_PAGE = 20;
+let search = null;         // { q, after: { seq, epoch } of the last result shown }
+let searchTicket = 0;      // answers to an older search (or one closed meanwhile) are dropped
+let searching = false;     // a page of results is on its way: More results waits for it
+let listPlace = null;      // where the list was scrolled when the panel took its place
 const members = new Set();
 let presenceDuringRefresh = null;   // presence frames that arrive while a `members` request is out, applied after it
 
@@ -35,6 +50,7 @@ const client = new ChatClient(`${scheme}//${location.host}/ws`);
 // The person's own locale and time zone: the time of day beside each message, the full date and time on hover.
 const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const fullTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });   // search results
 // With authentication on (auth.js), the name comes from the token: the name field is hidden and not sent.
 const tokensRequired = setUpAuth(client, { nameInput, identityLabel: $('#identity') });
 
@@ -63,7 +79,92 @@ function ownItem(key) {
 // The item's text is exactly "user: text", as Google's sample test reads it: the time of day is drawn by CSS from
 // data-time (generated content is not part of the text), the full date and time is the hover title.
 function showMessage(message) {
-  append(messageItem(message));
+  append(storedItem(message));
+}
+
+// A message the room has stored: the reader's own ones (not deleted, with the seq and epoch that name them) offer a
+// delete control, whose label CSS draws (aria-label names it), so the text stays "user: text".
+function storedItem(message) {
+  const item = messageItem(message);
+  if (!message.deleted && message.user === client.user && Number.isInteger(message.seq) && typeof message.epoch === 'string') {
+    item.append(deleteButton());
+  }
+
+  return item;
+}
+
+function deleteButton() {
+  const button = actionButton('', 'delete');
+  button.setAttribute('aria-label', 'Delete message');
+  button.title = 'Delete message';
+  return button;
+}
+
+function tombstoneText() {
+  const text = document.createElement('span');
+  text.className = 'tombstone';
+  text.textContent = 'message deleted';
+  return text;
+}
+
+// Every item of that message, in the list and among search results: its text gives way to "message deleted".
+function showDeleted({ seq, epoch }) {
+  if (!Number.isInteger(seq) || typeof epoch !== 'string') {
+    return;
+  }
+
+  for (const item of document.querySelectorAll(`li.message:not([data-send])[data-epoch="${CSS.escape(epoch)}"][data-seq="${seq}"]`)) {
+    const hadFocus = item.contains(document.activeElement);
+    const user = item.querySelector('.user');
+    item.replaceChildren(...(user ? [user] : []), document.createTextNode(': '), tombstoneText());
+    item.classList.add('deleted');
+    delete item.dataset.key;
+    if (hadFocus) {
+      msgInput.focus();   // its controls are gone
+    }
+  }
+}
+
+// Deleting one's own message asks first, in the item itself: "Delete? Yes No", No focused, Escape for No.
+function askToDelete(item) {
+  const confirm = document.createElement('span');
+  confirm.className = 'confirm-delete';
+  confirm.setAttribute('role', 'group');
+  confirm.setAttribute('aria-label', 'Delete this message?');
+  const question = document.createElement('span');
+  question.className = 'question';
+  question.textContent = 'Delete?';
+  const no = actionButton('No', 'keep');
+  confirm.append(question, actionButton('Yes', 'confirm-delete'), no);
+  item.querySelector('button.delete')?.replaceWith(confirm);
+  no.focus();
+}
+
+function keepMessage(item) {
+  const button = deleteButton();
+  item.querySelector('.confirm-delete')?.replaceWith(button);
+  button.focus();
+}
+
+async function deleteOwn(item) {
+  const confirm = item.querySelector('.confirm-delete');
+  confirm.querySelector('.question').textContent = 'Deleting…';
+  for (const button of confirm.querySelectorAll('button')) {
+    button.disabled = true;
+  }
+
+  const seq = Number(item.dataset.seq);
+  const { epoch } = item.dataset;
+  try {
+    await client.deleteMessage(seq, epoch);
+    showDeleted({ seq, epoch });   // its `deleted` frame does the same, whichever comes first
+  } catch (error) {
+    if (item.isConnected && !item.classList.contains('deleted')) {
+      keepMessage(item);
+    }
+
+    setFeedback(`Not deleted: ${error.message}`, 'delete');
+  }
 }
 
 // An own message on its way: drawn as it will be once in the room, marked by its state ("sending…" is drawn by CSS);
@@ -101,11 +202,16 @@ function actionButton(label, action) {
   return button;
 }
 
-function messageItem(message) {
+// A message is named by (epoch, seq): seq starts over in each epoch. A tombstone (deleted: true) has no text.
+function messageItem(message, format = timeFormat) {
   const item = document.createElement('li');
   item.className = 'message';
   if (Number.isInteger(message.seq)) {
     item.dataset.seq = String(message.seq);
+  }
+
+  if (typeof message.epoch === 'string') {
+    item.dataset.epoch = message.epoch;
   }
 
   if (message.key) {
@@ -114,41 +220,129 @@ function messageItem(message) {
 
   const sent = message.ts ? new Date(message.ts) : null;
   if (sent && !Number.isNaN(sent.getTime())) {
-    item.dataset.time = timeFormat.format(sent);
+    item.dataset.time = format.format(sent);
     item.title = fullTimeFormat.format(sent);
   }
 
   const user = document.createElement('span');
   user.className = 'user';
   user.textContent = message.user;
-  item.append(user, document.createTextNode(`: ${message.text}`));
+  if (message.deleted) {
+    item.classList.add('deleted');
+    item.append(user, document.createTextNode(': '), tombstoneText());
+  } else {
+    item.append(user, document.createTextNode(`: ${message.text}`));
+  }
+
   return item;
 }
 
+function isShown(message) {
+  return Number.isInteger(message.seq) && typeof message.epoch === 'string'
+    && messages.querySelector(`li.message:not([data-send])[data-epoch="${CSS.escape(message.epoch)}"][data-seq="${message.seq}"]`) !== null;
+}
+
+// The next page above the oldest message shown; messages of an older epoch come above, in order. Each is drawn once
+// (by epoch and seq). While the list cannot scroll yet, the next page follows at once.
 async function loadOlder() {
-  if (loadingOlder || !hasOlder || oldestSeq === null || client.state !== 'connected') {
+  if (loadingOlder || !hasOlder || olderThan === null || client.state !== 'connected') {
     return;
   }
 
   loadingOlder = true;
+  const from = olderThan;
+  let fill = false;
   try {
-    const page = await client.history(oldestSeq, PAGE);
-    if (page.epoch !== client.epoch) {
-      hasOlder = false;   // the room's history restarted: nothing older belongs above these
-      return;
+    const page = await client.history(from.seq, from.epoch, PAGE);
+    if (from !== olderThan) {
+      return;   // signed in again meanwhile: another list
     }
 
     const heightBefore = messages.scrollHeight;
-    messages.prepend(...page.messages.map(messageItem));
+    messages.prepend(...page.messages.filter((m) => !isShown(m)).map(storedItem));
     messages.scrollTop += messages.scrollHeight - heightBefore;   // keep the person's place
-    hasOlder = page.more;
+    hasOlder = page.more && page.messages.length > 0;
     if (page.messages.length > 0) {
-      oldestSeq = page.messages[0].seq;
+      olderThan = { seq: page.messages[0].seq, epoch: page.messages[0].epoch ?? from.epoch };
     }
+
+    fill = hasOlder && !messages.hidden && messages.scrollHeight <= messages.clientHeight;
   } catch (error) {
-    feedback.textContent = error.message;
+    if (from === olderThan) {
+      setFeedback(error.message, 'history');
+    }
   } finally {
     loadingOlder = false;
+  }
+
+  if (fill) {
+    loadOlder();
+  }
+}
+
+function openSearchPanel() {
+  if (searchPanel.hidden) {
+    listPlace = { top: messages.scrollTop, atBottom: atBottom() };
+    messages.hidden = true;
+    searchPanel.hidden = false;
+  }
+}
+
+// Back to the chat, where the list was (at its end if it was there: what came meanwhile shows).
+function closeSearch() {
+  searchTicket += 1;
+  searching = false;
+  search = null;
+  searchResults.replaceChildren();
+  setSearchStatus('', '');
+  searchMore.hidden = true;
+  if (!searchPanel.hidden) {
+    searchPanel.hidden = true;
+    messages.hidden = false;
+    messages.scrollTop = listPlace?.atBottom ? messages.scrollHeight : (listPlace?.top ?? messages.scrollHeight);
+    lastScrollTop = messages.scrollTop;
+  }
+}
+
+function setSearchStatus(text, kind) {
+  searchStatus.textContent = text;
+  searchStatus.className = kind;
+}
+
+// One page of results, below those shown; "More results" goes on from the last one (its seq and epoch).
+async function runSearch() {
+  const current = search;
+  const ticket = ++searchTicket;
+  searching = true;
+  setSearchStatus('Searching…', '');
+  try {
+    const page = await client.search(current.q, { before: current.after?.seq, epoch: current.after?.epoch, limit: SEARCH_PAGE });
+    if (ticket !== searchTicket) {
+      return;
+    }
+
+    searchResults.append(...page.messages.filter((m) => !m.deleted).map((m) => messageItem(m, dateTimeFormat)));
+    const last = page.messages.at(-1);
+    if (last) {
+      current.after = { seq: last.seq, epoch: last.epoch };
+    }
+
+    const count = searchResults.children.length;
+    searchMore.hidden = !(page.more && last);
+    setSearchStatus(count === 0
+      ? `No messages match “${current.q}”.`
+      : `${count === 1 ? '1 message matches' : `${count} messages match`} “${current.q}”, newest first.`, '');
+  } catch (error) {
+    if (ticket === searchTicket) {
+      setSearchStatus(error.message, 'error');   // the server's words, e.g. that search needs the history database
+    }
+  } finally {
+    if (ticket === searchTicket) {
+      searching = false;
+      if (searchMore.hidden && document.activeElement === searchMore) {
+        searchClose.focus();   // the button the person was on is gone: the next useful one
+      }
+    }
   }
 }
 
@@ -257,6 +451,7 @@ client.addEventListener('pending', (event) => {
   showQueued();
 });
 client.addEventListener('typing', (event) => showTyping(event.detail.users));
+client.addEventListener('deleted', (event) => showDeleted(event.detail));
 client.addEventListener('notification', (event) => showNotice(event.detail.description, 'notification'));
 client.addEventListener('presence', (event) => {
   applyPresence(event.detail);
@@ -290,6 +485,9 @@ signinForm.addEventListener('submit', async (event) => {
   // Messages sent from this moment on are kept for this sign-in, even while the page still waits to learn whether
   // the server wants a token; they are drawn in the list as they are sent.
   messages.replaceChildren();
+  olderThan = null;
+  hasOlder = false;
+  closeSearch();
   client.beginSignIn();
   const withToken = await tokensRequired;
   const user = withToken ? undefined : nameInput.value.trim();
@@ -311,8 +509,9 @@ signinForm.addEventListener('submit', async (event) => {
       showMessage(message);
     }
 
-    oldestSeq = shown.length > 0 ? shown[0].seq : null;
-    hasOlder = oldestSeq !== null && oldestSeq > 1;
+    // Older pages start above the oldest message shown; with none, above the current epoch's first (older epochs).
+    olderThan = shown.length > 0 ? { seq: shown[0].seq, epoch: shown[0].epoch ?? ack.epoch } : { seq: 1, epoch: ack.epoch };
+    hasOlder = true;   // the server's `more` says when the room's first kept message is reached
     signinView.hidden = true;
     chatroom.hidden = false;
     msgInput.focus();
@@ -353,15 +552,65 @@ chatForm.addEventListener('submit', (event) => {
   msgInput.focus();
 });
 
-// Retry and Discard on a failed message.
+// Retry and Discard on a failed message; Delete (then Yes or No) on one of the reader's own.
 messages.addEventListener('click', (event) => {
   const button = event.target.closest('button[data-action]');
-  const key = button?.closest('li[data-send]')?.dataset.key;
-  if (key && button.dataset.action === 'retry') {
-    client.retry(key);
-  } else if (key) {
-    client.discard(key);
+  const item = button?.closest('li');
+  if (!item) {
+    return;
   }
+
+  const { action } = button.dataset;
+  const key = item.dataset.send ? item.dataset.key : null;
+  if (key && action === 'retry') {
+    client.retry(key);
+  } else if (key && action === 'discard') {
+    client.discard(key);
+  } else if (action === 'delete') {
+    askToDelete(item);
+  } else if (action === 'confirm-delete') {
+    deleteOwn(item);
+  } else if (action === 'keep') {
+    keepMessage(item);
+  }
+});
+
+messages.addEventListener('keydown', (event) => {
+  const item = event.target.closest?.('li');
+  if (event.key === 'Escape' && item?.querySelector('.confirm-delete button:enabled')) {
+    keepMessage(item);
+  }
+});
+
+// Search: Enter or the button; More results; Close search goes back to the chat.
+searchForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const q = searchInput.value.trim();
+  openSearchPanel();
+  searchResults.replaceChildren();
+  searchMore.hidden = true;
+  if (!q) {
+    searchTicket += 1;
+    searching = false;
+    search = null;
+    setSearchStatus('Type the words to look for.', 'error');
+    return;
+  }
+
+  search = { q, after: null };
+  runSearch();
+});
+
+searchMore.addEventListener('click', () => {
+  if (search && !searching) {
+    runSearch();
+  }
+});
+
+searchClose.addEventListener('click', () => {
+  closeSearch();
+  searchInput.value = '';
+  msgInput.focus();
 });
 
 // The others see "… is typing…"; ChatClient sends at most one `typing` every 2 s however fast this fires.
@@ -373,6 +622,8 @@ msgInput.addEventListener('input', () => {
 
 leaveButton.addEventListener('click', () => {
   client.stop();
+  closeSearch();
+  searchInput.value = '';
   chatroom.hidden = true;
   signinView.hidden = false;
   setFeedback('', '');

@@ -3,7 +3,9 @@
 // Events (CustomEvent, details as listed):
 //   state         { state: 'offline' | 'connecting' | 'connected' | 'reconnecting', attempt, retryInMs }
 //   message       a `message` frame not shown before (deduplicated by seq within an epoch); an own message whose
-//                 frame will never come is built from its ack (no `ts`)
+//                 frame will never come is built from its ack (no `ts`); a tombstone (protocol 1.2) has `deleted: true`
+//                 and no `text`
+//   deleted       { room, seq, epoch } a message of the room was deleted (protocol 1.2): its text goes from view
 //   notification  a `notification` frame
 //   recovered     { recovered, epochChanged } after a reconnect (or a gap) took the session up again, before the missed messages
 //   presence      a `presence` frame (extension): { user, present } when a user's first connection joined or last left
@@ -55,6 +57,9 @@ export class ChatClient extends EventTarget {
   useAuth(auth) { this.#auth = auth; }
 
   get room() { return this.#room; }
+
+  /** The name the room knows the reader by (with tokens, the token's): their own messages carry it. */
+  get user() { return this.#me; }
 
   /**
    * Connects and signs in. Resolves with the ack (its `messages` are the room's history, oldest first); rejects with an
@@ -192,7 +197,7 @@ export class ChatClient extends EventTarget {
     entry.state = 'sent';
     entry.seq = ack.seq;
     if (this.#lastSeq !== null && ack.seq <= this.#lastSeq) {
-      this.#settle(entry);   // a resend of one stored earlier whose frame this page never got (history had moved on)
+      this.#settle(entry, this.#epoch);   // a resend of one stored earlier whose frame this page never got (history had moved on)
     } else {
       this.#report(entry);
     }
@@ -225,11 +230,13 @@ export class ChatClient extends EventTarget {
 
   /**
    * An acknowledged message whose frame will not come (history moved past it, or restarted): shown from its ack, where
-   * it stands, without a time.
+   * it stands, without a time. The ack names no epoch: `epoch` is given where it is known (the one the page is in).
    */
-  #settle(entry) {
+  #settle(entry, epoch) {
     this.#remove(entry, 'done');
-    this.#emit('message', { type: 'message', room: this.#room, user: this.#me, text: entry.text, seq: entry.seq, key: entry.key });
+    this.#emit('message', {
+      type: 'message', room: this.#room, user: this.#me, text: entry.text, seq: entry.seq, key: entry.key, epoch: epoch ?? undefined,
+    });
   }
 
   #remove(entry, state) {
@@ -252,14 +259,43 @@ export class ChatClient extends EventTarget {
     return ack.members ?? [];
   }
 
-  /** Extension `history`: up to `limit` stored messages older than `before`, oldest first, and whether more remain. */
-  async history(before, limit) {
-    const ack = await this.#request({ type: 'history', before, limit });
+  /**
+   * `history` (protocol 1.2): up to `limit` stored messages older than (`epoch`, `before`), oldest first, going on into
+   * older epochs of the room (each message carries its `epoch`), and whether more remain. Absent `before`: from the
+   * newest; absent `epoch`: the current one. To go on, pass the oldest returned message's `seq` and `epoch`.
+   */
+  async history(before, epoch, limit) {
+    const ack = await this.#request({ type: 'history', before, epoch, limit });
     if (!ack.ok) {
       throw new Error(ack.error || 'The server could not load older messages.');
     }
 
     return { messages: ack.messages ?? [], more: ack.more === true, epoch: ack.epoch };
+  }
+
+  /**
+   * `search` (protocol 1.2): messages of the room matching the words of `q`, newest first, and whether more remain;
+   * `before`/`epoch` (the last result's `seq` and `epoch`) go on past a page. Rejects with the server's words, e.g. when
+   * it has no history database.
+   */
+  async search(q, { before, epoch, limit } = {}) {
+    const ack = await this.#request({ type: 'search', q, before, epoch, limit });
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server could not search the room.');
+    }
+
+    return { messages: ack.messages ?? [], more: ack.more === true };
+  }
+
+  /**
+   * `deleteMessage` (protocol 1.2): deletes one of the reader's own messages. Resolves once the server has; every member,
+   * the reader included, then gets a `deleted` event. Rejects with the server's words.
+   */
+  async deleteMessage(seq, epoch) {
+    const ack = await this.#request({ type: 'deleteMessage', seq, epoch });
+    if (!ack.ok) {
+      throw new Error(ack.error || 'The server could not delete the message.');
+    }
   }
 
   get epoch() { return this.#epoch; }
@@ -464,6 +500,12 @@ export class ChatClient extends EventTarget {
         }
 
         break;
+      case 'deleted':
+        if (frame.room === this.#room) {
+          this.#emit('deleted', { room: frame.room, seq: frame.seq, epoch: frame.epoch });
+        }
+
+        break;
       case 'typing':
         // The server leaves out this connection, but not the reader's other tabs.
         if (frame.room === this.#room && frame.user !== this.#me) {
@@ -498,7 +540,7 @@ export class ChatClient extends EventTarget {
     this.#lastSeq = message.seq;
     const own = message.key && message.user === this.#me ? this.#outbox.find((e) => e.key === message.key) : undefined;
     for (const entry of this.#outbox.filter((e) => e.state === 'sent' && e !== own && e.seq < message.seq)) {
-      this.#settle(entry);
+      this.#settle(entry, this.#epoch);
     }
 
     if (own) {
@@ -517,7 +559,7 @@ export class ChatClient extends EventTarget {
     this.#epoch = epoch;
     this.#lastSeq = 0;
     for (const entry of this.#outbox.filter((e) => e.state === 'sent')) {
-      this.#settle(entry);
+      this.#settle(entry);   // in which epoch the ack numbered it is not known: drawn without one (and not deletable)
     }
   }
 

@@ -5,7 +5,8 @@ namespace ChatServer.Tests.Browser;
 
 /// <summary>
 /// The page's protocol module (<c>wwwroot/chat-client.js</c>) on its own: <c>chat-client.test.mjs</c> (next to this
-/// file) drives its send queue and typing set frame by frame under <c>node --test</c>, with a fake socket and clock.
+/// file) drives its send queue, typing set and history, search and delete calls frame by frame under <c>node --test</c>, with
+/// a fake socket and clock.
 /// </summary>
 public sealed class ChatClientScriptTests
 {

@@ -1,5 +1,6 @@
 // wwwroot/chat-client.js without a browser or a server: `node --test` with a fake WebSocket and a fake clock, so the
-// send queue and the typing set can be driven frame by frame. ChatClientScriptTests runs this file.
+// send queue, the typing set and the history, search and delete calls can be driven frame by frame. ChatClientScriptTests
+// runs this file.
 import { test, mock, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -210,4 +211,66 @@ test('typing goes out at most every 2 s; others show for 3 s after their last; n
   assert.deepEqual(typing(), ['bob', 'bob,carol', 'bob']);
   await advance(1);
   assert.deepEqual(typing(), ['bob', 'bob,carol', 'bob', '']);
+});
+
+test('history pages from a seq and its epoch, and search goes on from the last result; both answer what the ack holds', async () => {
+  const { client, socket } = await signedIn();
+  const paging = client.history(3, 'e0', 50);
+  const [asked] = socket.frames('history');
+  assert.deepEqual({ ...asked, id: 0 }, { type: 'history', id: 0, before: 3, epoch: 'e0', limit: 50 });
+  const older = { ...stored(2, 'older', 'k2'), epoch: 'e0' };
+  await socket.receive({ type: 'ack', id: asked.id, ok: true, room: 'general', epoch: 'e1', messages: [older], more: true });
+  assert.deepEqual(await paging, { messages: [older], more: true, epoch: 'e1' });
+
+  const searching = client.search('release notes', { before: 7, epoch: 'e0', limit: 20 });
+  const [query] = socket.frames('search');
+  assert.deepEqual({ ...query, id: 0 }, { type: 'search', id: 0, q: 'release notes', before: 7, epoch: 'e0', limit: 20 });
+  await socket.receive({ type: 'ack', id: query.id, ok: true, room: 'general', messages: [older], more: false });
+  assert.deepEqual(await searching, { messages: [older], more: false });
+
+  client.search('first page').catch(() => {});   // never answered here
+  assert.deepEqual(Object.keys(socket.frames('search')[1]).sort(), ['id', 'q', 'type'], 'no before or epoch on a first page');
+});
+
+test('search and deleteMessage reject with the server\'s words', async () => {
+  const { client, socket } = await signedIn();
+  const noDatabase = 'Search needs the history database (History__ConnectionString).';
+  const searching = assert.rejects(client.search('anything'), { message: noDatabase });
+  await socket.receive({ type: 'ack', id: socket.frames('search')[0].id, ok: false, error: noDatabase });
+  await searching;
+
+  const deleting = assert.rejects(client.deleteMessage(4, 'e1'), { message: 'You can delete only your own messages.' });
+  const [sent] = socket.frames('deleteMessage');
+  assert.deepEqual({ ...sent, id: 0 }, { type: 'deleteMessage', id: 0, seq: 4, epoch: 'e1' });
+  await socket.receive({ type: 'ack', id: sent.id, ok: false, error: 'You can delete only your own messages.' });
+  await deleting;
+
+  const again = client.deleteMessage(5, 'e1');
+  await socket.receive({ type: 'ack', id: socket.frames('deleteMessage')[1].id, ok: true });
+  assert.equal(await again, undefined);
+});
+
+test('a deleted frame of the room is reported; one of another room is not; a tombstone comes as a message with deleted', async () => {
+  const { client, socket, events } = await signedIn();
+  const deleted = [];
+  client.addEventListener('deleted', (event) => deleted.push(event.detail));
+  await socket.receive({ type: 'deleted', room: 'elsewhere', seq: 1, epoch: 'e1' });
+  await socket.receive({ type: 'deleted', room: 'general', seq: 1, epoch: 'e1' });
+  assert.deepEqual(deleted, [{ room: 'general', seq: 1, epoch: 'e1' }]);
+
+  const { next, update } = await reconnect(socket);
+  const tombstone = { type: 'message', room: 'general', user: 'alice', seq: 1, epoch: 'e1', ts: '2026-01-01T00:00:00.000Z', deleted: true };
+  await next.receive({ type: 'ack', id: update.id, ok: true, room: 'general', epoch: 'e1', messages: [tombstone], recovered: true });
+  assert.deepEqual(events.filter((e) => e.type === 'message').map(({ seq, deleted: gone, text }) => ({ seq, gone, text })),
+    [{ seq: 1, gone: true, text: undefined }]);
+  assert.equal(client.user, 'alice');
+});
+
+test('a message shown from its ack carries the epoch it was acknowledged in, so it can be deleted', async () => {
+  const { client, socket, events } = await signedIn();
+  client.send('hello');
+  await socket.receive({ type: 'ack', id: socket.frames('sendMessage')[0].id, ok: true, seq: 1 });
+  await socket.receive(stored(2, 'next', 'other-key', 'bob'));
+
+  assert.deepEqual(events.filter((e) => e.type === 'message').map((e) => [e.seq, e.epoch]), [[1, 'e1'], [2, 'e1']]);
 });
