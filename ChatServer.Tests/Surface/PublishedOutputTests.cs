@@ -101,9 +101,11 @@ public sealed partial class PublishedOutputTests
         }
     }
 
-    private static async Task<long> ArchivedAsync(Npgsql.NpgsqlConnection database, CancellationToken cancellationToken)
+    /// <summary>This room's archived messages (the reconciler also copies the shared test Redis's other rooms).</summary>
+    private static async Task<long> ArchivedAsync(Npgsql.NpgsqlConnection database, string room, CancellationToken cancellationToken)
     {
-        await using var count = new Npgsql.NpgsqlCommand("select count(*) from chat_messages where to_regclass('chat_messages') is not null", database);
+        await using var count = new Npgsql.NpgsqlCommand("select count(*) from chat_messages where room = $1", database);
+        count.Parameters.Add(new Npgsql.NpgsqlParameter { Value = room });
         try
         {
             return (long)(await count.ExecuteScalarAsync(cancellationToken))!;
@@ -214,7 +216,8 @@ public sealed partial class PublishedOutputTests
             Assert.That((await http.GetAsync("/chat-client.js", cancellationToken)).StatusCode, Is.EqualTo(HttpStatusCode.OK));
 
             var socketUri = new UriBuilder(baseUri) { Scheme = "ws", Path = "/ws" }.Uri;
-            await using var client = await ChatClient.SignInAsync(socketUri, "alice", TestNames.Room("published"), cancellationToken);
+            var room = TestNames.Room("published");
+            await using var client = await ChatClient.SignInAsync(socketUri, "alice", room, cancellationToken);
             var sent = await client.RequestAsync(new { type = "sendMessage", text = "from the published build" }, cancellationToken);
             Assert.That(sent.Ok, Is.True, sent.Raw);
             var message = await client.ExpectAsync(f => f.Type == "message", cancellationToken);
@@ -224,7 +227,7 @@ public sealed partial class PublishedOutputTests
                 // Npgsql in the native build: the message reaches the history database, and search reads it back.
                 await using var database = new Npgsql.NpgsqlConnection(environment["History__ConnectionString"]);
                 await database.OpenAsync(cancellationToken);
-                while (await ArchivedAsync(database, cancellationToken) == 0)
+                while (await ArchivedAsync(database, room, cancellationToken) == 0)
                 {
                     await Task.Delay(50, cancellationToken);
                 }
