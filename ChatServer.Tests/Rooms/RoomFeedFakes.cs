@@ -141,6 +141,8 @@ internal sealed class FakeChannel : IRoomChannel
 /// <summary>A member's socket, reduced to what it received: <c>m3</c> for message seq 3 (<c>m3@e</c> outside epoch1), <c>gap2-3</c>, acks as sent.</summary>
 internal sealed class FakeSink(string id) : IFrameSink
 {
+    public void Remove(string reason) => throw new NotSupportedException();
+
     private readonly Channel<string> _frames = Channel.CreateUnbounded<string>();
 
     public string Id { get; } = id;
