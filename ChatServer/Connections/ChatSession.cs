@@ -102,13 +102,9 @@ internal sealed class ChatSession : IDisposable
         }
         catch (HistoryUnavailableException)
         {
-            return AckFrame.Rejected(id, SearchUnavailableError);
+            return AckFrame.Rejected(id, HistoryReader.SearchUnavailableError);
         }
     });
-
-    private const string SearchUnavailableError = "The history database is unavailable; search cannot run now. Try again shortly.";
-
-    private const string DeleteUnavailableError = "The history database is unavailable; nothing was deleted. Try again shortly.";
 
     /// <summary><c>deleteMessage</c> (protocol 1.2): the author's own message of the current room becomes a tombstone everywhere.</summary>
     public Task DeleteMessageAsync(JsonElement? id, long seq, string epoch) => InRoomAsync(id, async (member, cancellationToken) =>
@@ -120,14 +116,14 @@ internal sealed class ChatSession : IDisposable
         }
         catch (HistoryUnavailableException)
         {
-            return AckFrame.Rejected(id, DeleteUnavailableError);
+            return AckFrame.Rejected(id, HistoryReader.DeleteUnavailableError);
         }
 
         return outcome switch
         {
             DeleteOutcome.Deleted or DeleteOutcome.AlreadyDeleted => new AckFrame { Id = id, Ok = true },
             DeleteOutcome.NotAuthor => AckFrame.Rejected(id, "You can delete only your own messages."),
-            _ => AckFrame.Rejected(id, $"Message {seq} of epoch '{epoch}' is not in this room's history."),
+            _ => AckFrame.Rejected(id, FrameValidator.NotInHistoryError(seq, epoch)),
         };
     });
 
@@ -137,8 +133,8 @@ internal sealed class ChatSession : IDisposable
         ConnectionLog.MessageText(_logger, _connection.Id, FrameTypes.SendMessage, _user, member.Room, text);
         try
         {
-            var appended = await _poster.PostAsync(member.Room, _user, text, key);   // not cancelled: once sent, it is stored or not
-            return new AckFrame { Id = id, Ok = true, Seq = appended.Seq, Duplicate = appended.Duplicate ? true : null };
+            var posted = await _poster.PostAsync(member.Room, _user, text, key);   // not cancelled: once sent, it is stored or not
+            return new AckFrame { Id = id, Ok = true, Seq = posted.Seq, Duplicate = posted.Duplicate ? true : null };
         }
         catch (StoreUnavailableException ex) when (ex.OutcomeUnknown && key is not null)
         {
