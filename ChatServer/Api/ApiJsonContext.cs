@@ -59,4 +59,7 @@ internal sealed class ErasedMessages
 [JsonSerializable(typeof(PostedMessage))]
 [JsonSerializable(typeof(MessagesPage))]
 [JsonSerializable(typeof(ErasedMessages))]
+[JsonSerializable(typeof(RoomMembers))]
+[JsonSerializable(typeof(KickResult))]
+[JsonSerializable(typeof(RoomBans))]
 internal sealed partial class ApiJsonContext : JsonSerializerContext;

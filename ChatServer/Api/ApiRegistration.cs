@@ -87,6 +87,7 @@ internal static class ApiRegistration
             .AddEndpointFilter(ApiAccessFilter.InvokeAsync)
             .ProducesProblem(StatusCodes.Status401Unauthorized);
         api.MapMessageEndpoints();   // POST/GET /api/rooms/{room}/messages, DELETE …/{epoch}/{seq}, DELETE /api/users/{user}/messages
+        api.MapModerationEndpoints();   // GET …/members, POST …/kick, PUT/DELETE …/bans/{user}, GET …/bans
         return endpoints;
     }
 }
