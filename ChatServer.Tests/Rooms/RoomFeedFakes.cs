@@ -65,7 +65,7 @@ internal sealed class FakeLog(int historyLength) : IMessageLog
 
     public Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement) => throw new NotSupportedException();
 
-    public IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+    public IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken, bool complete = false) => throw new NotSupportedException();
 
     public Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken) => throw new NotSupportedException();
 

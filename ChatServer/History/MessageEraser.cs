@@ -28,7 +28,7 @@ internal sealed class MessageEraser(IMessageLog log, IRoomChannel channel, Prese
         long erased = 0;
         var written = new List<ArchivedMessage>(BatchSize);
         var databaseFailed = false;
-        await foreach (var span in log.RoomsAsync(cancellationToken))
+        await foreach (var span in log.RoomsAsync(cancellationToken, complete: true))
         {
             foreach (var entry in await log.PeekAsync(span.Room, cancellationToken))
             {
