@@ -1,3 +1,4 @@
+using ChatServer.Api;
 using ChatServer.Auth;
 using ChatServer.Connections;
 using ChatServer.History;
@@ -13,6 +14,7 @@ builder.AddChatServer();        // options + validation, port, JSON logs in cont
 builder.AddChatHistory();       // history reads and deletes; with History__ConnectionString, every message archived in PostgreSQL
 builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)
+builder.AddChatApi();           // the server API for the operator's backend (off without Api__Keys__0 or Api__Audience)
 
 var app = builder.Build();
 app.UseChatWebSockets();        // before the endpoint; keep-alive from ChatOptions; nothing leaves after a Close
@@ -20,5 +22,6 @@ app.UseChatPage();              // wwwroot (index.html at /) with a Content-Secu
 app.MapHealthEndpoints();       // /healthz, /readyz
 app.MapChatMetrics();           // /metrics
 app.MapAuthConfig();            // /auth/config: whether the page must get a token
+app.MapChatApi();               // /api: messages (post, pages, search, delete, erase) and /api/openapi.json; 404 when off
 app.MapChatSocket(ChatSocketEndpoint.Path);   // GET /ws: upgrades to a plain WebSocket; JSON frames to the rooms
 app.Run();

@@ -63,6 +63,9 @@ public sealed class ChatClient : IAsyncDisposable
 
     public WebSocketCloseStatus? CloseStatus { get; private set; }
 
+    /// <summary>The reason of the server's Close frame, once it arrived.</summary>
+    public string? CloseDescription { get; private set; }
+
     public WebSocketState State => _socket.State;
 
     /// <summary>
@@ -241,6 +244,7 @@ public sealed class ChatClient : IAsyncDisposable
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     CloseStatus = result.CloseStatus;
+                    CloseDescription = result.CloseStatusDescription;
                     if (_socket.State == WebSocketState.CloseReceived)
                     {
                         await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None);

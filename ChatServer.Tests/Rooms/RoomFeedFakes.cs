@@ -65,7 +65,7 @@ internal sealed class FakeLog(int historyLength) : IMessageLog
 
     public Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement) => throw new NotSupportedException();
 
-    public IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken) => throw new NotSupportedException();
+    public IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken, bool complete = false) => throw new NotSupportedException();
 
     public Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken) => throw new NotSupportedException();
 
@@ -141,6 +141,8 @@ internal sealed class FakeChannel : IRoomChannel
 /// <summary>A member's socket, reduced to what it received: <c>m3</c> for message seq 3 (<c>m3@e</c> outside epoch1), <c>gap2-3</c>, acks as sent.</summary>
 internal sealed class FakeSink(string id) : IFrameSink
 {
+    public void Remove(string reason) => throw new NotSupportedException();
+
     private readonly Channel<string> _frames = Channel.CreateUnbounded<string>();
 
     public string Id { get; } = id;

@@ -192,6 +192,7 @@ public sealed partial class PublishedOutputTests
             environment["REDISHOST"] = endpoint[..endpoint.LastIndexOf(':')];
             environment["REDISPORT"] = endpoint[(endpoint.LastIndexOf(':') + 1)..];
             environment["History__ConnectionString"] = await TestPostgres.CreateDatabaseAsync("published", cancellationToken);
+            environment["Api__Keys__0"] = PublishedApiKey;
         }
 
         var stdout = new List<string>();
@@ -234,6 +235,8 @@ public sealed partial class PublishedOutputTests
 
                 var found = await client.RequestAsync(new { type = "search", q = "published" }, cancellationToken);
                 Assert.That(found.Messages.Select(m => m.Text), Is.EqualTo(new[] { "from the published build" }), found.Raw);
+
+                await CheckServerApiAsync(http, client, message, cancellationToken);
             }
 
             // The metrics pipeline (OpenTelemetry, the Prometheus exporter) works in the native build: the message
@@ -282,6 +285,52 @@ public sealed partial class PublishedOutputTests
         Assert.That(stderr, Is.Empty);
     }
 
+    private const string PublishedApiKey = "published-build-api-key-0123456789";
+
+    /// <summary>
+    /// The server API in the native build (source-generated JSON, the request-delegate generator, problem+json, the
+    /// OpenAPI document from Microsoft.AspNetCore.OpenApi): the document lists the endpoints; a post with the key is
+    /// delivered to the member like a sendMessage, its repeat with the same idempotency key is the first one; a refusal
+    /// and a bad field are problem+json with the protocol's sentence.
+    /// </summary>
+    private static async Task CheckServerApiAsync(HttpClient http, ChatClient member, Frame first, CancellationToken cancellationToken)
+    {
+        using var document = JsonDocument.Parse(await http.GetStringAsync("/api/openapi.json", cancellationToken));
+        var paths = document.RootElement.GetProperty("paths");
+        Assert.That(document.RootElement.GetProperty("openapi").GetString(), Does.StartWith("3."));
+        Assert.That(paths.EnumerateObject().Select(p => p.Name),
+            Is.SupersetOf(new[] { "/api/rooms/{room}/messages", "/api/rooms/{room}/messages/{epoch}/{seq}", "/api/users/{user}/messages" }));
+        Assert.That(paths.GetProperty("/api/rooms/{room}/messages").TryGetProperty("post", out var post) && post.TryGetProperty("requestBody", out _), Is.True);
+
+        var room = Uri.EscapeDataString(first.Room!);
+        using var refused = await http.PostAsync($"/api/rooms/{room}/messages",
+            new StringContent("""{"user":"deploy-bot","text":"no key"}""", System.Text.Encoding.UTF8, "application/json"), cancellationToken);
+        Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(refused.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/problem+json"));
+
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", PublishedApiKey);
+        using var bad = await http.PostAsync($"/api/rooms/{room}/messages",
+            new StringContent("""{"user":"deploy-bot","text":7}""", System.Text.Encoding.UTF8, "application/json"), cancellationToken);
+        Assert.That(bad.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await bad.Content.ReadAsStringAsync(cancellationToken), Does.Contain("Field 'text' must be a string."));
+
+        var body = """{"user":"deploy-bot","text":"posted through the API","key":"published-1"}""";
+        using var created = await http.PostAsync($"/api/rooms/{room}/messages", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), cancellationToken);
+        var createdJson = await created.Content.ReadAsStringAsync(cancellationToken);
+        Assert.That(created.StatusCode, Is.EqualTo(HttpStatusCode.Created), createdJson);
+        var delivered = await member.ExpectAsync(f => f.Type == "message", cancellationToken);
+        Assert.That((delivered.User, delivered.Text, delivered.Seq), Is.EqualTo(("deploy-bot", "posted through the API", first.Seq + 1)));
+        using var again = await http.PostAsync($"/api/rooms/{room}/messages", new StringContent(body, System.Text.Encoding.UTF8, "application/json"), cancellationToken);
+        Assert.That(again.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        using var duplicate = JsonDocument.Parse(await again.Content.ReadAsStringAsync(cancellationToken));
+        Assert.That((duplicate.RootElement.GetProperty("seq").GetInt64(), duplicate.RootElement.GetProperty("ts").GetString(),
+            duplicate.RootElement.GetProperty("duplicate").GetBoolean()), Is.EqualTo((delivered.Seq, delivered.Ts, true)));
+
+        var page = await http.GetStringAsync($"/api/rooms/{room}/messages?limit=2", cancellationToken);
+        Assert.That(page, Does.Contain("\"text\":\"posted through the API\"").And.Contain("\"more\":false"));
+        http.DefaultRequestHeaders.Authorization = null;
+    }
+
     /// <summary>
     /// Sign-in with tokens in the native build: discovery, the JWKS fetch and the signature check all run trimmed and
     /// ahead-of-time compiled, against the tests' OIDC issuer (RS256 and ES256 tokens, and one it must refuse).
@@ -295,6 +344,10 @@ public sealed partial class PublishedOutputTests
             ["Auth__Authority"] = issuer.Authority,
             ["Auth__Audience"] = TestIssuer.Audience,
             ["Auth__RequireHttpsMetadata"] = "false",
+            ["Api__Audience"] = "https://chat.example.test",
+            ["Api__Issuer"] = issuer.Authority,
+            ["Api__RequireHttpsMetadata"] = "false",
+            ["Api__AllowedCallers__0"] = "deploy@example.iam.gserviceaccount.com",
         };
         var output = new List<string>();
         using var server = StartPublished(directory, entrypoint, port, environment, output, output);
@@ -322,6 +375,16 @@ public sealed partial class PublishedOutputTests
             await using var mallory = await ChatClient.ConnectAsync(socketUri, cancellationToken);
             var refused = await mallory.RequestAsync(new { type = "auth", token = issuer.MintWithBadSignature() }, cancellationToken);
             Assert.That(refused.Ok, Is.False, refused.Raw);
+
+            // The server API with an ID token of an allowed caller (the same discovery and JWKS code, its own issuer settings).
+            using var post = new HttpRequestMessage(HttpMethod.Post, $"/api/rooms/{room}/messages")
+            {
+                Content = new StringContent("""{"user":"deploy-bot","text":"by ID token"}""", System.Text.Encoding.UTF8, "application/json"),
+            };
+            post.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", issuer.Mint(null, audience: "https://chat.example.test",
+                claims: new Dictionary<string, object> { ["email"] = "deploy@example.iam.gserviceaccount.com", ["email_verified"] = true }, anyRoom: false));
+            using var posted = await http.SendAsync(post, cancellationToken);
+            Assert.That(posted.StatusCode, Is.EqualTo(HttpStatusCode.Created), await posted.Content.ReadAsStringAsync(cancellationToken) + string.Join('\n', output));
         }
         finally
         {

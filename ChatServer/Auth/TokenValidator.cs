@@ -1,29 +1,23 @@
 using ChatServer.Protocol;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
-using Microsoft.IdentityModel.Protocols;
 using Microsoft.IdentityModel.Protocols.OpenIdConnect;
 using Microsoft.IdentityModel.Tokens;
 
 namespace ChatServer.Auth;
 
 /// <summary>
-/// Validates tokens with the platform's libraries only (no JWT crypto of our own): the issuer's discovery document and
-/// JWKS through <see cref="ConfigurationManager{T}"/> (cached; refreshed when a token names a key id it does not list,
-/// at most once per <see cref="AuthOptions.KeyRefreshInterval"/>), and <see cref="JsonWebTokenHandler"/> for signature
-/// (RS256 and ES256 only), issuer, audience and lifetime.
+/// Validates client tokens (PROTOCOL.md, "Authentication") against the configured authority's keys
+/// (<see cref="IssuerKeys"/>: discovery, JWKS, refresh on an unknown key id) for signature (RS256 and ES256 only),
+/// issuer, audience and lifetime, then maps the identity's name and rooms.
 /// </summary>
 internal sealed class TokenValidator
 {
-    /// <summary>PROTOCOL.md: at most 30 s of clock skew for <c>nbf</c>/<c>exp</c> at validation.</summary>
-    private static readonly TimeSpan s_clockSkew = TimeSpan.FromSeconds(30);
-
     private readonly AuthOptions _options;
     private readonly FrameValidator _frames;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly ConfigurationManager<OpenIdConnectConfiguration>? _configuration;
-    private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
+    private readonly IssuerKeys? _keys;
     private readonly string[] _nameClaims;
 
     public TokenValidator(IOptions<AuthOptions> options, FrameValidator frames, TimeProvider time, ILogger<TokenValidator> logger)
@@ -35,25 +29,20 @@ internal sealed class TokenValidator
         _nameClaims = string.IsNullOrWhiteSpace(_options.NameClaim) ? ["name", "email", "sub"] : [_options.NameClaim, "sub"];
         if (_options.Enabled)
         {
-            var documents = new HttpDocumentRetriever { RequireHttps = _options.RequireHttpsMetadata };
-            _configuration = string.IsNullOrWhiteSpace(_options.JwksUri)
-                ? new ConfigurationManager<OpenIdConnectConfiguration>($"{_options.Authority!.TrimEnd('/')}/.well-known/openid-configuration",
-                    new OpenIdConnectConfigurationRetriever(), documents)
-                : new ConfigurationManager<OpenIdConnectConfiguration>(_options.JwksUri, new JwksRetriever(), documents);
-            _configuration.RefreshInterval = _options.KeyRefreshInterval;
+            _keys = new IssuerKeys(_options.Authority!, _options.JwksUri, _options.RequireHttpsMetadata, _options.KeyRefreshInterval);
         }
     }
 
-    public bool Enabled => _configuration is not null;
+    public bool Enabled => _keys is not null;
 
     public async Task<TokenCheck> ValidateAsync(string token, CancellationToken cancellationToken)
     {
-        if (_configuration is null)
+        if (_keys is null)
         {
             return TokenCheck.Failed("disabled", "Authentication is not enabled on this server: sign in with a user name.");
         }
 
-        var check = await ValidateCoreAsync(_configuration, token, cancellationToken);
+        var check = await ValidateCoreAsync(_keys, token, cancellationToken);
         if (check.Identity is null)
         {
             AuthLog.TokenRefused(_logger, check.Reason);
@@ -62,46 +51,15 @@ internal sealed class TokenValidator
         return check;
     }
 
-    private async Task<TokenCheck> ValidateCoreAsync(ConfigurationManager<OpenIdConnectConfiguration> manager, string token,
-        CancellationToken cancellationToken)
+    private async Task<TokenCheck> ValidateCoreAsync(IssuerKeys keys, string token, CancellationToken cancellationToken)
     {
-        if (!_handler.CanReadToken(token))
+        if (!keys.CanReadToken(token))
         {
             return Malformed;
         }
 
-        OpenIdConnectConfiguration configuration;
-        try
-        {
-            configuration = await manager.GetConfigurationAsync(cancellationToken);
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or HttpRequestException)
-        {
-            AuthLog.KeysUnavailable(_logger, _options.Authority!, ex);
-            return KeysUnavailable;
-        }
-
-        var result = await _handler.ValidateTokenAsync(token, Parameters(configuration));
-        if (result.Exception is SecurityTokenSignatureKeyNotFoundException)
-        {
-            // A key id the cached JWKS does not list: the issuer may have rotated its keys. The library refetches at most
-            // once per RefreshInterval (blocking: see AuthRegistration), and a token whose key is still unknown is refused.
-            manager.RequestRefresh();
-            try
-            {
-                var refreshed = await manager.GetConfigurationAsync(cancellationToken);
-                if (!ReferenceEquals(refreshed, configuration))
-                {
-                    result = await _handler.ValidateTokenAsync(token, Parameters(refreshed));
-                }
-            }
-            catch (Exception ex) when (ex is InvalidOperationException or IOException or HttpRequestException)
-            {
-                AuthLog.KeysUnavailable(_logger, _options.Authority!, ex);
-            }
-        }
-
-        return result.IsValid ? ToIdentity(result) : Refused(result.Exception);
+        var result = await keys.ValidateAsync(token, Parameters, ex => AuthLog.KeysUnavailable(_logger, _options.Authority!, ex), cancellationToken);
+        return result is null ? KeysUnavailable : result.IsValid ? ToIdentity(result) : Refused(result.Exception);
     }
 
     private TokenValidationParameters Parameters(OpenIdConnectConfiguration configuration) => new()
@@ -109,12 +67,12 @@ internal sealed class TokenValidator
         ValidIssuer = _options.Authority,                 // exactly the configured authority, not whatever discovery says
         ValidAudience = _options.Audience,
         IssuerSigningKeys = configuration.SigningKeys,
-        ValidAlgorithms = [SecurityAlgorithms.RsaSha256, SecurityAlgorithms.EcdsaSha256],   // no none, no HMAC
+        ValidAlgorithms = IssuerKeys.Algorithms,          // no none, no HMAC
         TryAllIssuerSigningKeys = false,                  // a key id the issuer does not list is refused, not guessed
         RequireSignedTokens = true,
         RequireExpirationTime = true,
         ValidateLifetime = true,
-        ClockSkew = s_clockSkew,
+        ClockSkew = IssuerKeys.ClockSkew,
     };
 
     private TokenCheck ToIdentity(TokenValidationResult result)

@@ -31,6 +31,9 @@ internal sealed class ChatConnection : IFrameSink
     /// <summary>4001, token expired (PROTOCOL.md, authentication): private use, valid on the wire.</summary>
     public const WebSocketCloseStatus TokenExpired = (WebSocketCloseStatus)4001;
 
+    /// <summary>API.md: the operator removed the connection from its room (a kick, a ban).</summary>
+    public const WebSocketCloseStatus RemovedFromRoom = (WebSocketCloseStatus)4003;
+
     private int _closeStatus;          // 0 until the first RequestClose: the first reason wins
     private string? _closeDescription; // set with the first reason, when its caller gives one
 
@@ -88,6 +91,33 @@ internal sealed class ChatConnection : IFrameSink
         }
 
         return false;
+    }
+
+    /// <summary>The operator removed the connection from its room: 4003, with the reason (or the default sentence when empty).</summary>
+    public void Remove(string reason) => RequestClose(RemovedFromRoom, string.IsNullOrWhiteSpace(reason) ? null : FitCloseReason(reason));
+
+    /// <summary>A Close frame's reason holds at most 123 bytes of UTF-8: cut on a character boundary.</summary>
+    internal static string FitCloseReason(string reason)
+    {
+        if (System.Text.Encoding.UTF8.GetByteCount(reason) <= 123)
+        {
+            return reason;
+        }
+
+        var bytes = 0;
+        var end = 0;
+        foreach (var rune in reason.EnumerateRunes())
+        {
+            if (bytes + rune.Utf8SequenceLength > 123)
+            {
+                break;
+            }
+
+            bytes += rune.Utf8SequenceLength;
+            end += rune.Utf16SequenceLength;
+        }
+
+        return reason[..end];
     }
 
     /// <summary>
@@ -285,6 +315,7 @@ internal sealed class ChatConnection : IFrameSink
         WebSocketCloseStatus.MessageTooBig => "Frame too big.",
         ServiceRestart => "Server restarting; reconnect.",
         TokenExpired => "Token expired.",
+        RemovedFromRoom => "removed from the room",
         _ => "",
     };
 }

@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using ChatServer.Auth;
 using ChatServer.History;
 using ChatServer.Hosting;
+using ChatServer.Moderation;
 using ChatServer.Rooms;
 using Microsoft.Extensions.Options;
 
@@ -11,7 +12,7 @@ namespace ChatServer.Connections;
 /// Makes the per-socket objects, which die with the socket, and runs them; counts open connections for the cap.
 /// </summary>
 internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
-    PresenceTracker presence, RoomHistory history, InstanceId instance, TimeProvider time, ChatMetrics metrics, IHostApplicationLifetime lifetime,
+    PresenceTracker presence, RoomHistory history, IBanStore bans, InstanceId instance, TimeProvider time, ChatMetrics metrics, IHostApplicationLifetime lifetime,
     FrameDispatcher dispatcher, ChatAuthenticator authenticator, WriteDelay writeDelay, ILoggerFactory loggers)
 {
     private readonly string _instanceId = instance.Value;
@@ -50,7 +51,7 @@ internal sealed class ChatConnectionFactory(IOptions<ChatOptions> options, RoomR
         var connection = new ChatConnection($"{_instanceId}-{Interlocked.Increment(ref _created)}", socket, wire, options.Value, writeDelay,
             metrics, _connectionLogger);
         var rateLimiter = new SendRateLimiter(time, options.Value.RateLimitPerSecond, options.Value.RateLimitBurst);
-        using var session = new ChatSession(connection, rateLimiter, registry, log, channel, presence, history, time, _sessionLogger, aborted,
+        using var session = new ChatSession(connection, rateLimiter, registry, log, channel, presence, history, bans, time, _sessionLogger, aborted,
             lifetime.ApplicationStopping);
         using var auth = session.Auth = authenticator.Attach(connection, identity);
         ConnectionLog.Opened(_connectionLogger, connection.Id);

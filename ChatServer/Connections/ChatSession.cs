@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ChatServer.History;
+using ChatServer.Moderation;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
 
@@ -24,6 +25,7 @@ internal sealed class ChatSession : IDisposable
     private readonly HistoryReader _history;
     private readonly MessageDeleter _deleter;
     private readonly MessagePoster _poster;
+    private readonly IBanStore _bans;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -36,12 +38,12 @@ internal sealed class ChatSession : IDisposable
     private long _lastTyping;   // when this connection's last forwarded typing was sent (a TimeProvider timestamp); under _gate
 
     public ChatSession(ChatConnection connection, SendRateLimiter rateLimiter, RoomRegistry registry, IMessageLog log, IRoomChannel channel,
-        PresenceTracker presence, RoomHistory history, TimeProvider time, ILogger logger, CancellationToken requestAborted,
+        PresenceTracker presence, RoomHistory history, IBanStore bans, TimeProvider time, ILogger logger, CancellationToken requestAborted,
         CancellationToken applicationStopping)
     {
         (_connection, _rateLimiter, _registry, _log, _channel, _presence, _time, _logger) =
             (connection, rateLimiter, registry, log, channel, presence, time, logger);
-        (_history, _deleter, _poster) = (history.Reader, history.Deleter, history.Poster);
+        (_history, _deleter, _poster, _bans) = (history.Reader, history.Deleter, history.Poster, bans);
         // Linked per frame, not per connection (Link): an idle signed-in socket holds no registration on either token.
         (_requestAborted, _applicationStopping) = (requestAborted, applicationStopping);
     }
@@ -100,13 +102,9 @@ internal sealed class ChatSession : IDisposable
         }
         catch (HistoryUnavailableException)
         {
-            return AckFrame.Rejected(id, SearchUnavailableError);
+            return AckFrame.Rejected(id, HistoryReader.SearchUnavailableError);
         }
     });
-
-    private const string SearchUnavailableError = "The history database is unavailable; search cannot run now. Try again shortly.";
-
-    private const string DeleteUnavailableError = "The history database is unavailable; nothing was deleted. Try again shortly.";
 
     /// <summary><c>deleteMessage</c> (protocol 1.2): the author's own message of the current room becomes a tombstone everywhere.</summary>
     public Task DeleteMessageAsync(JsonElement? id, long seq, string epoch) => InRoomAsync(id, async (member, cancellationToken) =>
@@ -118,14 +116,14 @@ internal sealed class ChatSession : IDisposable
         }
         catch (HistoryUnavailableException)
         {
-            return AckFrame.Rejected(id, DeleteUnavailableError);
+            return AckFrame.Rejected(id, HistoryReader.DeleteUnavailableError);
         }
 
         return outcome switch
         {
             DeleteOutcome.Deleted or DeleteOutcome.AlreadyDeleted => new AckFrame { Id = id, Ok = true },
             DeleteOutcome.NotAuthor => AckFrame.Rejected(id, "You can delete only your own messages."),
-            _ => AckFrame.Rejected(id, $"Message {seq} of epoch '{epoch}' is not in this room's history."),
+            _ => AckFrame.Rejected(id, FrameValidator.NotInHistoryError(seq, epoch)),
         };
     });
 
@@ -135,8 +133,8 @@ internal sealed class ChatSession : IDisposable
         ConnectionLog.MessageText(_logger, _connection.Id, FrameTypes.SendMessage, _user, member.Room, text);
         try
         {
-            var appended = await _poster.PostAsync(member.Room, _user, text, key);   // not cancelled: once sent, it is stored or not
-            return new AckFrame { Id = id, Ok = true, Seq = appended.Seq, Duplicate = appended.Duplicate ? true : null };
+            var posted = await _poster.PostAsync(member.Room, _user, text, key);   // not cancelled: once sent, it is stored or not
+            return new AckFrame { Id = id, Ok = true, Seq = posted.Seq, Duplicate = posted.Duplicate ? true : null };
         }
         catch (StoreUnavailableException ex) when (ex.OutcomeUnknown && key is not null)
         {
@@ -204,6 +202,12 @@ internal sealed class ChatSession : IDisposable
         var cancellationToken = cancellation.Token;
         await RunGatedAsync(id, async () =>
         {
+            if (await _bans.FindAsync(room, user) is { } ban)
+            {
+                SendAck(AckFrame.Rejected(id, ban.Sentence(room)));   // API.md, bans: refused on every instance until it ends
+                return;
+            }
+
             var current = _member;
             var announce = request is SignInJoin;
             if (current is not null && current.Room == room)
@@ -212,7 +216,7 @@ internal sealed class ChatSession : IDisposable
                 return;
             }
 
-            var member = new RoomMember(_connection, room);
+            var member = new RoomMember(_connection, room) { User = user };
             await _registry.JoinAsync(member, request, slice =>
             {
                 current?.MarkLeft();   // the read succeeded: from the ack on, only the new room reaches this connection
@@ -245,7 +249,7 @@ internal sealed class ChatSession : IDisposable
                 await _presence.LeftAsync(member.Room, _user);
             }
 
-            _user = user;
+            (_user, member.User) = (user, user);
             _counted = await _presence.JoinedAsync(member.Room, user, cancellationToken);
         }
     }

@@ -125,11 +125,11 @@ internal sealed class FrameDispatcher(FrameValidator validator, IOptions<ChatOpt
         }
     }
 
-    /// <summary>Messages a <c>history</c> frame without <c>limit</c> returns.</summary>
-    private const int DefaultHistoryPage = 50;
+    /// <summary>Messages a <c>history</c> frame (or the server API's page) without <c>limit</c> returns.</summary>
+    internal const int DefaultHistoryPage = 50;
 
-    /// <summary>Messages a <c>search</c> frame without <c>limit</c> returns.</summary>
-    private const int DefaultSearchPage = 20;
+    /// <summary>Messages a <c>search</c> frame (or the server API's search) without <c>limit</c> returns.</summary>
+    internal const int DefaultSearchPage = 20;
 
     private string? ValidateUserAndRoom(string? user, string? room, out string trimmedUser, out string trimmedRoom)
     {

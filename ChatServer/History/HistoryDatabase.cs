@@ -37,6 +37,7 @@ internal sealed class HistoryDatabase(NpgsqlDataSource dataSource, ILogger<Histo
         create index if not exists chat_messages_search on chat_messages using gin (tsv) with (fastupdate = off);
         create index if not exists chat_messages_newest on chat_messages (room, ts desc, epoch desc, seq desc);
         create index if not exists chat_messages_ts on chat_messages (ts);
+        create index if not exists chat_messages_user on chat_messages (user_name, room, epoch, seq) where not deleted;
         create table if not exists chat_epochs (
           room text not null,
           epoch text not null,
@@ -242,6 +243,40 @@ internal sealed class HistoryDatabase(NpgsqlDataSource dataSource, ILogger<Histo
         while (await reader.ReadAsync(cancellationToken))
         {
             rows.Add(new HistoryRow(reader.GetString(0), reader.GetInt64(1), reader.GetString(2)));
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> messages of <paramref name="user"/> that are not tombstones yet, in (room, epoch,
+    /// seq) order after <paramref name="after"/> when given: an erasure reads them in batches and writes their
+    /// tombstones (<see cref="WriteAsync"/>). The partial index <c>chat_messages_user</c> holds only such messages.
+    /// </summary>
+    public async Task<List<(string Room, HistoryRow Row)>> UserMessagesAsync(string user, (string Room, string Epoch, long Seq)? after, int limit,
+        CancellationToken cancellationToken)
+    {
+        await EnsureSchemaAsync(cancellationToken);
+        await using var command = dataSource.CreateCommand(after is null
+            ? "select room, epoch, seq, body from chat_messages where user_name = $1 and not deleted order by room, epoch, seq limit $2"
+            : """
+              select room, epoch, seq, body from chat_messages where user_name = $1 and not deleted and (room, epoch, seq) > ($3, $4, $5)
+              order by room, epoch, seq limit $2
+              """);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = user });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        if (after is { } position)
+        {
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = position.Room });
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = position.Epoch });
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = position.Seq });
+        }
+
+        var rows = new List<(string, HistoryRow)>(limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add((reader.GetString(0), new HistoryRow(reader.GetString(1), reader.GetInt64(2), reader.GetString(3))));
         }
 
         return rows;

@@ -17,6 +17,10 @@ internal sealed class HistoryReader(IMessageLog log, HistoryDatabase? database =
 
     public const string SearchNeedsDatabaseError = "Search needs the history database (History__ConnectionString).";
 
+    public const string SearchUnavailableError = "The history database is unavailable; search cannot run now. Try again shortly.";
+
+    public const string DeleteUnavailableError = "The history database is unavailable; nothing was deleted. Try again shortly.";
+
     public bool HasDatabase => database is not null;
 
     /// <summary>

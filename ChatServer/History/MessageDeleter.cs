@@ -1,4 +1,3 @@
-using System.Text.Json;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
 
@@ -38,27 +37,24 @@ internal sealed class MessageDeleter(IMessageLog log, IRoomChannel channel, Hist
                 return DeleteOutcome.NotAuthor;
             }
 
-            var tombstone = MessageEncoding.WriteTombstone(message);
-            var announcement = RoomEntry.EncodeNotification(RoomEntry.EveryMember,
-                JsonSerializer.SerializeToUtf8Bytes(new DeletedFrame { Room = room, Seq = seq, Epoch = epoch }, ChatJsonContext.Wire.DeletedFrame));
-            var archived = new ArchivedMessage(room, epoch, seq, message.User, message.StoredAt, System.Text.Encoding.UTF8.GetString(tombstone), null, Deleted: true);
+            var tombstone = Tombstone.Of(room, epoch, seq, message);
             if (found.Entry is { } entry)
             {
-                if (!await log.ReplaceAsync(room, entry, RoomEntry.EncodeStored(seq, epoch, tombstone), announcement))
+                if (!await log.ReplaceAsync(room, entry, tombstone.LogEntry, tombstone.Announcement))
                 {
                     continue;
                 }
 
-                archive?.Add(archived);
+                archive?.Add(tombstone.Archived);
                 return DeleteOutcome.Deleted;
             }
 
             await HistoryReader.RunAsync(async () =>
             {
-                await database!.WriteAsync([archived], cancellationToken);
+                await database!.WriteAsync([tombstone.Archived], cancellationToken);
                 return true;
             });
-            await channel.PublishAsync(room, announcement);
+            await channel.PublishAsync(room, tombstone.Announcement);
             return DeleteOutcome.Deleted;
         }
 

@@ -10,10 +10,15 @@ namespace ChatServer.History;
 /// </summary>
 internal sealed class MessagePoster(IMessageLog log, RoomRegistry registry, TimeProvider time, ArchiveWriter? archive = null)
 {
-    /// <summary>Stores <paramref name="text"/> as <paramref name="user"/>'s in <paramref name="room"/>; throws <see cref="StoreUnavailableException"/>.</summary>
-    public async Task<Appended> PostAsync(string room, string user, string text, string? key)
+    /// <summary>
+    /// Stores <paramref name="text"/> as <paramref name="user"/>'s in <paramref name="room"/>; throws
+    /// <see cref="StoreUnavailableException"/>. <see cref="Posted.StoredAt"/> is the <c>ts</c> written into it (for a
+    /// duplicate, the time of this attempt: the first message keeps its own).
+    /// </summary>
+    public async Task<Posted> PostAsync(string room, string user, string text, string? key)
     {
-        var prefix = MessageEncoding.WritePrefix(room, user, text, time.GetUtcNow(), key);
+        var storedAt = time.GetUtcNow();
+        var prefix = MessageEncoding.WritePrefix(room, user, text, storedAt, key);
         var seen = registry.Seen(room);   // the failover guard: never a seq this instance has already seen
         var appended = await log.AppendAsync(room, prefix, seen, key is null ? null : new MessageKey(user, key));
         if (!appended.Duplicate)
@@ -21,6 +26,9 @@ internal sealed class MessagePoster(IMessageLog log, RoomRegistry registry, Time
             archive?.Add(room, prefix, appended.Seq, appended.Epoch);
         }
 
-        return appended;
+        return new Posted(appended.Seq, appended.Epoch, appended.Duplicate, storedAt.UtcDateTime);
     }
 }
+
+/// <summary>Where a post landed (<see cref="Appended"/>) and the <c>ts</c> it was written with.</summary>
+internal readonly record struct Posted(long Seq, string Epoch, bool Duplicate, DateTime StoredAt);

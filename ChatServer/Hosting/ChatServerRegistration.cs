@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using ChatServer.Connections;
+using ChatServer.Moderation;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -94,6 +95,7 @@ internal static class ChatServerRegistration
         services.AddSingleton<OriginPolicy>();
         services.AddSingleton<ChatConnectionFactory>();
         services.AddSingleton<WriteDelay>();
+        services.AddChatModeration();
         return builder;
     }
 

@@ -37,7 +37,7 @@ internal static class FrameParser
                 switch (idValue.ValueKind)
                 {
                     case JsonValueKind.String when !IsText(idValue):
-                        return ParsedFrame.Rejected(null, "Field 'id' must be valid Unicode (no unpaired surrogates).");
+                        return ParsedFrame.Rejected(null, FrameValidator.SurrogateError("id"));
                     case JsonValueKind.String or JsonValueKind.Number:
                         id = idValue.Clone();   // outlives the document and the receive buffer
                         break;
@@ -122,12 +122,12 @@ internal static class FrameParser
     {
         if (!TryReadInteger(root, "before", 0, long.MaxValue, out var before))
         {
-            return ParsedFrame.Rejected(id, "Field 'before' must be an integer >= 0 (a seq; older messages are returned).");
+            return ParsedFrame.Rejected(id, FrameValidator.BeforeError);
         }
 
         if (!TryReadInteger(root, "limit", 1, HistoryPageLimit, out var limit))
         {
-            return ParsedFrame.Rejected(id, $"Field 'limit' must be an integer from 1 to {HistoryPageLimit}.");
+            return ParsedFrame.Rejected(id, FrameValidator.LimitError(HistoryPageLimit));
         }
 
         return TryReadString(root, "epoch", out var epoch, out var epochError)
@@ -150,12 +150,12 @@ internal static class FrameParser
 
         if (!TryReadInteger(root, "limit", 1, SearchPageLimit, out var limit))
         {
-            return ParsedFrame.Rejected(id, $"Field 'limit' must be an integer from 1 to {SearchPageLimit}.");
+            return ParsedFrame.Rejected(id, FrameValidator.LimitError(SearchPageLimit));
         }
 
         if (!TryReadInteger(root, "before", 0, long.MaxValue, out var before))
         {
-            return ParsedFrame.Rejected(id, "Field 'before' must be an integer >= 0 (a seq; older messages are returned).");
+            return ParsedFrame.Rejected(id, FrameValidator.BeforeError);
         }
 
         return new(id, new SearchFrame(query, (int?)limit, before, epoch), null);
@@ -165,7 +165,7 @@ internal static class FrameParser
     {
         if (!TryReadInteger(root, "seq", 1, long.MaxValue, out var seq) || seq is null)
         {
-            return ParsedFrame.Rejected(id, "Field 'seq' is required and must be an integer >= 1.");
+            return ParsedFrame.Rejected(id, FrameValidator.SeqError);
         }
 
         if (!TryReadString(root, "epoch", out var epoch, out var error))
@@ -174,7 +174,7 @@ internal static class FrameParser
         }
 
         return epoch is null
-            ? ParsedFrame.Rejected(id, "Field 'epoch' is required and must be a string.")
+            ? ParsedFrame.Rejected(id, FrameValidator.EpochRequiredError)
             : new(id, new DeleteMessageFrame(seq.Value, epoch), null);
     }
 
@@ -195,8 +195,11 @@ internal static class FrameParser
         return true;
     }
 
-    /// <summary>Absent and <c>null</c> read as <c>null</c> (the validator names what is missing); other types fail.</summary>
-    private static bool TryReadString(JsonElement root, string name, out string? value, out string error)
+    /// <summary>
+    /// Absent and <c>null</c> read as <c>null</c> (the validator names what is missing); other types fail. The server
+    /// API reads its JSON bodies with it too, so a field of the wrong type gets the same sentence there.
+    /// </summary>
+    internal static bool TryReadString(JsonElement root, string name, out string? value, out string error)
     {
         value = null;
         error = "";
@@ -207,7 +210,7 @@ internal static class FrameParser
 
         if (element.ValueKind != JsonValueKind.String)
         {
-            error = $"Field '{name}' must be a string.";
+            error = FrameValidator.StringTypeError(name);
             return false;
         }
 
@@ -217,7 +220,7 @@ internal static class FrameParser
         }
         catch (InvalidOperationException)   // an escaped lone surrogate ("\ud800") is valid JSON but not text
         {
-            error = $"Field '{name}' must be valid Unicode (no unpaired surrogates).";
+            error = FrameValidator.SurrogateError(name);
             return false;
         }
 

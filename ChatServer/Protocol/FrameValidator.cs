@@ -24,7 +24,7 @@ internal sealed class FrameValidator(IOptions<ChatOptions> options)
 
         if (!IsWellFormed(text))
         {
-            return "Field 'text' must be valid Unicode (no unpaired surrogates).";
+            return SurrogateError("text");
         }
 
         var length = CountCodePoints(text);
@@ -77,6 +77,27 @@ internal sealed class FrameValidator(IOptions<ChatOptions> options)
         return IsWellFormed(query) ? null : "Field 'q' must be valid Unicode (no unpaired surrogates).";
     }
 
+    /// <summary>A <c>before</c> that is no integer &gt;= 0 (<c>history</c>, <c>search</c>, and the server API's query).</summary>
+    public const string BeforeError = "Field 'before' must be an integer >= 0 (a seq; older messages are returned).";
+
+    /// <summary>A <c>seq</c> that is missing or no integer &gt;= 1 (<c>deleteMessage</c>, and the server API's path).</summary>
+    public const string SeqError = "Field 'seq' is required and must be an integer >= 1.";
+
+    /// <summary>A missing <c>epoch</c> where one is required (<c>deleteMessage</c>).</summary>
+    public const string EpochRequiredError = "Field 'epoch' is required and must be a string.";
+
+    /// <summary>A <c>limit</c> outside 1..<paramref name="max"/>.</summary>
+    public static string LimitError(int max) => $"Field 'limit' must be an integer from 1 to {max}.";
+
+    /// <summary>A field that must be a string and is another JSON type.</summary>
+    public static string StringTypeError(string field) => $"Field '{field}' must be a string.";
+
+    /// <summary>A string field holding an escaped lone surrogate: valid JSON, but not text.</summary>
+    public static string SurrogateError(string field) => $"Field '{field}' must be valid Unicode (no unpaired surrogates).";
+
+    /// <summary><c>deleteMessage</c> (and the server API's delete) of a message that history does not hold.</summary>
+    public static string NotInHistoryError(long seq, string epoch) => $"Message {seq} of epoch '{epoch}' is not in this room's history.";
+
     /// <summary>PROTOCOL.md "Sends that survive a reconnect": the one sentence for every bad <c>key</c>.</summary>
     public const string KeyError = "Field 'key' must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'.";
 
@@ -114,7 +135,7 @@ internal sealed class FrameValidator(IOptions<ChatOptions> options)
 
         if (!IsWellFormed(value))
         {
-            return $"Field '{field}' must be valid Unicode (no unpaired surrogates).";
+            return SurrogateError(field);
         }
 
         trimmed = value.Trim();

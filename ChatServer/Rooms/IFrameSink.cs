@@ -8,4 +8,7 @@ internal interface IFrameSink
 
     /// <summary>Queues one text frame; never blocks (a sink that cannot keep up closes itself).</summary>
     bool TryEnqueue(ReadOnlyMemory<byte> frame);
+
+    /// <summary>The operator removed this connection from its room (a kick or a ban): it closes, saying why.</summary>
+    void Remove(string reason);
 }

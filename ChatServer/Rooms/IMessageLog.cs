@@ -43,10 +43,12 @@ internal interface IMessageLog
     Task<bool> ReplaceAsync(string room, RoomEntry original, byte[] tombstoneEntry, byte[] announcement);
 
     /// <summary>
-    /// Every room the log holds, with its epoch and kept range, for the history database's reconciler. Unlike the
-    /// reads above it starts no epoch and renews no expiry: looking must not keep rooms alive.
+    /// Every room the log holds, with its epoch and kept range, for the history database's reconciler and for
+    /// erasures. Unlike the reads above it starts no epoch and renews no expiry: looking must not keep rooms alive.
+    /// A part of the store that cannot be reached is skipped, unless <paramref name="complete"/> asks for every room:
+    /// then it throws <see cref="StoreUnavailableException"/> (an erasure must not report done having missed a shard).
     /// </summary>
-    IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken);
+    IAsyncEnumerable<RoomSpan> RoomsAsync(CancellationToken cancellationToken, bool complete = false);
 
     /// <summary>Every message the log keeps of <paramref name="room"/>, oldest first; like <see cref="RoomsAsync"/>, only looks.</summary>
     Task<IReadOnlyList<RoomEntry>> PeekAsync(string room, CancellationToken cancellationToken);

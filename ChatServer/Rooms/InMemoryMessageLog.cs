@@ -89,7 +89,7 @@ internal sealed class InMemoryMessageLog(InMemoryRoomChannel channel, IOptions<C
         return true;
     }));
 
-    public async IAsyncEnumerable<RoomSpan> RoomsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<RoomSpan> RoomsAsync([EnumeratorCancellation] CancellationToken cancellationToken, bool complete = false)
     {
         foreach (var (room, state) in _rooms)
         {

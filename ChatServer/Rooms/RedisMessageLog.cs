@@ -181,11 +181,16 @@ internal sealed class RedisMessageLog(RedisConnection connection, RoomKeys keys,
         return (long)result == 1;
     }
 
-    public async IAsyncEnumerable<RoomSpan> RoomsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<RoomSpan> RoomsAsync([EnumeratorCancellation] CancellationToken cancellationToken, bool complete = false)
     {
         var multiplexer = connection.Multiplexer;
         foreach (var server in multiplexer.GetServers())
         {
+            if (complete && !server.IsReplica && !server.IsConnected)
+            {
+                throw new StoreUnavailableException(StoreUnavailableException.ClientError);
+            }
+
             if (server.IsReplica || !server.IsConnected)
             {
                 continue;   // on a Cluster, each primary holds its slots' rooms

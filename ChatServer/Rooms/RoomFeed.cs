@@ -71,6 +71,9 @@ internal sealed class RoomFeed : IAsyncDisposable
 
     public int Count => Volatile.Read(ref _members).Length;
 
+    /// <summary>The members now (a snapshot).</summary>
+    public IReadOnlyList<RoomMember> Members => Volatile.Read(ref _members);
+
     /// <summary>Its last member left: it no longer delivers, and the registry makes a fresh feed for the next joiner.</summary>
     public bool IsRetired => _retired;
 

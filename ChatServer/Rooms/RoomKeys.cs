@@ -27,6 +27,16 @@ internal sealed class RoomKeys(IOptions<RedisOptions> options)
     /// <summary>Sorted set of the same <c>"&lt;key&gt; &lt;user&gt;"</c>, scored by when each was stored (Unix ms): what to forget first.</summary>
     public RedisKey MessageKeyTimes(string room) => $"{_prefix}{{{Escape(room)}}}:keytimes";
 
+    /// <summary>Hash of user → <c>"&lt;until ms, 0: until lifted&gt; &lt;reason&gt;"</c>: the room's bans (API.md).</summary>
+    public RedisKey Bans(string room) => $"{_prefix}{{{Escape(room)}}}:bans";
+
+    /// <summary>The channel every instance listens on for moderation commands (kicks, connection counts); one slot.</summary>
+    public RedisChannel ControlCommands => _sharded ? RedisChannel.Sharded($"{_prefix}{{control}}:commands") : RedisChannel.Literal($"{_prefix}{{control}}:commands");
+
+    /// <summary>Where the answers to one moderation command go, in the same slot as the commands.</summary>
+    public RedisChannel ControlReplies(string id) =>
+        _sharded ? RedisChannel.Sharded($"{_prefix}{{control}}:replies:{id}") : RedisChannel.Literal($"{_prefix}{{control}}:replies:{id}");
+
     /// <summary>Sorted set of <c>"&lt;instance id&gt; &lt;user&gt;"</c>, scored by when that entry expires (Unix ms).</summary>
     public RedisKey Presence(string room) => $"{_prefix}{{{Escape(room)}}}:presence";
 

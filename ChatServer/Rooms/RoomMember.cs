@@ -10,6 +10,12 @@ internal sealed class RoomMember(IFrameSink sink, string room)
 
     public string Room { get; } = room;
 
+    /// <summary>Whom the connection speaks as in the room (a sign-in again may change it); what a kick matches.</summary>
+    public string User { get; set; } = "";
+
+    /// <summary>Closes the member's connection: the operator removed it (see <see cref="IFrameSink.Remove"/>).</summary>
+    public void Remove(string reason) => sink.Remove(reason);
+
     /// <summary>Sends a frame outside the room's sequence (its ack, a gap).</summary>
     public void Send(ReadOnlyMemory<byte> frame)
     {

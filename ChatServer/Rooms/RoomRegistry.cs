@@ -47,6 +47,28 @@ internal sealed class RoomRegistry(IMessageLog log, IRoomChannel channel, IOptio
     /// <summary>The furthest this instance has seen of <paramref name="room"/>'s log (the failover guard's mark), if it serves it.</summary>
     public LogMark? Seen(string room) => _rooms.TryGetValue(room, out var feed) ? feed.Seen : null;
 
+    /// <summary>Closes every local connection of <paramref name="user"/> in <paramref name="room"/> (a kick); returns how many.</summary>
+    public int RemoveLocal(string room, string user, string reason)
+    {
+        var removed = 0;
+        if (_rooms.TryGetValue(room, out var feed))
+        {
+            foreach (var member in feed.Members.Where(m => string.Equals(m.User, user, StringComparison.Ordinal)))
+            {
+                member.Remove(reason);
+                removed++;
+            }
+        }
+
+        return removed;
+    }
+
+    /// <summary>How many local connections each user has in <paramref name="room"/>.</summary>
+    public Dictionary<string, int> LocalConnections(string room) =>
+        _rooms.TryGetValue(room, out var feed)
+            ? feed.Members.GroupBy(m => m.User, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal)
+            : new Dictionary<string, int>(StringComparer.Ordinal);
+
     public async Task LeaveAsync(RoomMember member)
     {
         member.MarkLeft();
