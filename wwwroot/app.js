@@ -452,6 +452,7 @@ client.addEventListener('pending', (event) => {
 });
 client.addEventListener('typing', (event) => showTyping(event.detail.users));
 client.addEventListener('deleted', (event) => showDeleted(event.detail));
+client.addEventListener('removed', (event) => showNotice(event.detail.reason, 'system warning'));
 client.addEventListener('notification', (event) => showNotice(event.detail.description, 'notification'));
 client.addEventListener('presence', (event) => {
   applyPresence(event.detail);

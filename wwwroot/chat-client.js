@@ -9,6 +9,7 @@
 //   notification  a `notification` frame
 //   recovered     { recovered, epochChanged } after a reconnect (or a gap) took the session up again, before the missed messages
 //   presence      a `presence` frame (extension): { user, present } when a user's first connection joined or last left
+//   removed       { reason } the operator removed this user from the room (close 4003, or a ban on reconnect); no reconnect follows
 //   pending       { key, user, text, state, error, seq } one of the reader's own messages not yet in the room's list:
 //                 'waiting' (for the connection), 'sending' (out, unanswered), 'failed' (error says why: retry() or
 //                 discard()), 'sent' (acknowledged as seq; its message frame is on its way), then 'done' (its item goes:
@@ -20,6 +21,8 @@ const BACKOFF_CAP_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;   // a dead host can leave a socket "connecting" for minutes
 const REQUEST_TIMEOUT_MS = 10_000;   // a request the server never answers fails with a message instead of blocking
 const NORMAL_CLOSURE = 1000;
+const REMOVED_FROM_ROOM = 4003;   // the operator kicked or banned this user (docs/API.md): no reconnect
+const BANNED = 'You are banned from room';   // how a ban's refusal of updateSocketId begins
 // The server forwards one `typing` per connection every 2 s and drops the rest; a little over that keeps network
 // jitter from making it drop one (and the reader's "is typing…" from blinking out between two).
 const TYPING_INTERVAL_MS = 2_100;
@@ -325,6 +328,12 @@ export class ChatClient extends EventTarget {
     this.#stop('You left the room.');
   }
 
+  /** The operator removed this user from the room (a kick, a ban): say why and stop, without reconnecting. */
+  #removed(reason) {
+    this.#emit('removed', { reason });
+    this.#stop(reason);
+  }
+
   #stop(reason) {
     this.#closeSession(reason);
     for (const entry of [...this.#outbox]) {
@@ -370,6 +379,9 @@ export class ChatClient extends EventTarget {
         clearTimeout(timeout);
         if (socket === this.#socket) {
           this.#auth?.connectionClosed(event.code);   // 4001: the token expired; the reconnect gets a new one
+          if (event.code === REMOVED_FROM_ROOM) {
+            this.#removed(`You were removed from the room: ${event.reason || 'removed from the room'}.`);
+          }
         }
 
         reject(new Error('closed'));   // ignored once open has resolved
@@ -435,6 +447,11 @@ export class ChatClient extends EventTarget {
       }
 
       return;   // or lost again before the answer, and #closed has scheduled the next try
+    }
+
+    if (!ack.ok && ack.error?.startsWith(BANNED)) {
+      this.#removed(ack.error);   // banned meanwhile: trying again would only be refused again
+      return;
     }
 
     if (!ack.ok) {

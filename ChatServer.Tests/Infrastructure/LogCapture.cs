@@ -8,7 +8,8 @@ public sealed class LogCapture : ILoggerProvider
 {
     private readonly ConcurrentQueue<(LogLevel Level, string Category, string Message)> _entries = new();
 
-    public IReadOnlyCollection<(LogLevel Level, string Category, string Message)> Entries => _entries;
+    /// <summary>A snapshot: background services keep logging while a test reads.</summary>
+    public IReadOnlyCollection<(LogLevel Level, string Category, string Message)> Entries => _entries.ToArray();
 
     public bool Contains(string fragment) => _entries.Any(e => e.Message.Contains(fragment, StringComparison.Ordinal));
 
