@@ -147,11 +147,15 @@ public sealed class WebhookLimitTests
     public async Task An_instance_that_stops_delivers_its_users_leaves_before_it_exits(CancellationToken cancellationToken)
     {
         await using var receiver = await WebhookReceiver.StartAsync();
+        var (room, alice) = (TestNames.Room(), WebhookTests.User("alice"));
+        // The leaves fail twice, each retry ~0.3 s later: still held when the server has stopped, so only the drain delivers them.
+        receiver.AnswerFor(r => r.User == alice && r.Type is "user.left" or "user.offline", Answer.Fail, Answer.Fail);
         var host = new ChatHost(TestRedis.ConnectionString, receiver.Settings(new Dictionary<string, string?>(WebhookTests.TestSettings)
         {
-            ["Webhooks:DrainTimeout"] = "00:00:05",
+            ["Webhooks:RetryDelay"] = "00:00:00.400",
+            ["Webhooks:MaxRetryDelay"] = "00:00:00.400",
+            ["Webhooks:DrainTimeout"] = "00:00:10",
         }));
-        var (room, alice) = (TestNames.Room(), WebhookTests.User("alice"));
         await using var client = await ChatClient.SignInAsync(host.WebSocketUri, alice, room, cancellationToken);
         await receiver.WaitForAsync(r => r.Type == "user.joined" && r.User == alice, cancellationToken);
 
@@ -159,6 +163,7 @@ public sealed class WebhookLimitTests
 
         Assert.That(receiver.Delivered.Where(r => r.User == alice).Select(r => r.Type),
             Is.EquivalentTo(new[] { "user.joined", "user.left", "user.offline" }), "delivered before the host finished stopping");
+        Assert.That(receiver.Requests.Count(r => r.User == alice && r.Status == 500), Is.EqualTo(4), "after two failures each");
     }
 
     [Test, CancelAfter(30_000)]
