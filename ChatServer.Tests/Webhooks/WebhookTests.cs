@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using ChatServer.History;
 using ChatServer.Rooms;
 using Microsoft.Extensions.DependencyInjection;
@@ -102,6 +103,7 @@ public sealed class WebhookTests(Backend backend)
         await a.DisposeAsync();
         var left = await _receiver.WaitForAsync(r => r.Type == "user.left" && r.User == alice && r.Room == room, cancellationToken);
         var offline = await _receiver.WaitForAsync(r => r.Type == "user.offline" && r.User == alice, cancellationToken);
+        var arrivals = _receiver.Requests.Select(r => r.Id).ToList();
 
         Assert.Multiple(() =>
         {
@@ -126,6 +128,8 @@ public sealed class WebhookTests(Backend backend)
             }));
             Assert.That(Fields(left), Is.EqualTo(new Dictionary<string, object?> { ["room"] = room, ["user"] = alice }));
             Assert.That(Fields(offline), Is.EqualTo(new Dictionary<string, object?> { ["user"] = alice }));
+            Assert.That(arrivals.IndexOf(left.Id), Is.LessThan(arrivals.IndexOf(offline.Id)), "one close: user.left queued before user.offline");
+            Assert.That(Encoding.UTF8.GetString(created.Body), Does.Contain("\"text\":\"hello \u00e9\\\"<\""), "text written as on the wire");
 
             var all = new[] { joined, created, createdPlain, deleted, deletedByApi, left, offline };
             Assert.That(all.Select(r => r.Type), Is.EqualTo(new[]

@@ -93,9 +93,9 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
         {
             if (--slot.Connections == 0)
             {
-                var userEntry = webhooks?.LeftAsync(room, user);   // beside the room's entry; never throws
+                var userEntry = webhooks?.LeavingAsync(room, user);   // beside the room's entry; never throws
                 await RunAsync(room, user, present: false, () => store.LeaveAsync(room, instance.Value, user));
-                await (userEntry ?? Task.CompletedTask);
+                await (userEntry is null ? Task.CompletedTask : webhooks!.LeftAsync(userEntry, user));   // user.offline after user.left
             }
         }
         finally

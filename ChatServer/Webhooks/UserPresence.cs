@@ -185,10 +185,16 @@ internal sealed class PresenceWebhooks(IUserPresenceStore users, WebhookOutbox o
             return false;
         });
 
-    /// <summary>This instance's last connection of the user in the room closed.</summary>
-    public async Task LeftAsync(string room, string user)
+    /// <summary>
+    /// This instance's last connection of the user in the room closed: starts removing the user's entry, beside the
+    /// room's leave. Pass the task to <see cref="LeftAsync"/> once the room's leave is announced.
+    /// </summary>
+    public Task<bool> LeavingAsync(string room, string user) => RunAsync(() => users.LeaveAsync(user, instance.Value, room));
+
+    /// <summary>Queues <c>user.offline</c> when <paramref name="leaving"/> removed the user's last entry: after the room's <c>user.left</c>.</summary>
+    public async Task LeftAsync(Task<bool> leaving, string user)
     {
-        if (await RunAsync(() => users.LeaveAsync(user, instance.Value, room)))
+        if (await leaving)
         {
             outbox.UserOffline(user);
         }

@@ -46,7 +46,17 @@ internal static class WebhookEventTypes
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(WebhookEvent))]
-internal sealed partial class WebhookJsonContext : JsonSerializerContext;
+internal sealed partial class WebhookJsonContext : JsonSerializerContext
+{
+    /// <summary>
+    /// Written like the chat's own frames (<c>ChatJsonContext.Wire</c>): text as the user typed it (<c>é</c>, not
+    /// <c>\u00E9</c>), JSON-escaped only where JSON needs it; a receiver parses it, nothing renders it as HTML.
+    /// </summary>
+    public static WebhookJsonContext Body => field ??= new(new JsonSerializerOptions(Default.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    });
+}
 
 /// <summary>
 /// Event ids: <c>evt_</c> and 26 Crockford base-32 characters of a version 7 UUID, whose first 48 bits are the Unix time

@@ -202,7 +202,7 @@ internal sealed class WebhookOutbox : IHostedLifecycleService, IDisposable
         string failure;
         try
         {
-            delivery.Body ??= JsonSerializer.SerializeToUtf8Bytes(delivery.Event, WebhookJsonContext.Default.WebhookEvent);
+            delivery.Body ??= JsonSerializer.SerializeToUtf8Bytes(delivery.Event, WebhookJsonContext.Body.WebhookEvent);
             var timestamp = _time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
             using var request = new HttpRequestMessage(HttpMethod.Post, _url) { Content = new ByteArrayContent(delivery.Body) };
             request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
