@@ -42,6 +42,8 @@ internal sealed class WebhookOutbox : IHostedLifecycleService, IDisposable
     private readonly Counter<long> _retried;
     private readonly Counter<long> _dropped;
     private Task[] _workers = [];
+    private readonly Lock _stopSync = new();
+    private Task? _stopped;
     private int _pending;   // accepted and not finished: queued, in flight or backing off
     private int _closed;    // 1 once the instance has stopped delivering: later events are dropped
 
@@ -140,9 +142,18 @@ internal sealed class WebhookOutbox : IHostedLifecycleService, IDisposable
 
     /// <summary>
     /// After every hosted service stopped (the server too, so every connection has closed and its events are queued):
-    /// delivers what is held for up to <see cref="WebhookOptions.DrainTimeout"/>, then drops and logs the rest.
+    /// delivers what is held for up to <see cref="WebhookOptions.DrainTimeout"/>, then drops and logs the rest. Once:
+    /// a host can be stopped twice at once (a <c>WebApplication</c>'s <c>Run</c> and its owner), and both wait for it.
     /// </summary>
-    public async Task StoppedAsync(CancellationToken cancellationToken)
+    public Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        lock (_stopSync)
+        {
+            return _stopped ??= DrainAndStopAsync(cancellationToken);
+        }
+    }
+
+    private async Task DrainAndStopAsync(CancellationToken cancellationToken)
     {
         var draining = _time.GetTimestamp();
         while (Volatile.Read(ref _pending) > 0 && _time.GetElapsedTime(draining) < _options.DrainTimeout && !cancellationToken.IsCancellationRequested)
