@@ -3,6 +3,7 @@ using ChatServer.Auth;
 using ChatServer.Connections;
 using ChatServer.History;
 using ChatServer.Hosting;
+using ChatServer.Webhooks;
 
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
@@ -12,6 +13,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 builder.AddChatServer();        // options + validation, port, JSON logs in containers, rooms on Redis
                                 // (StackExchange.Redis: per-room channels, capped history lists) or in process
 builder.AddChatHistory();       // history reads and deletes; with History__ConnectionString, every message archived in PostgreSQL
+builder.AddChatWebhooks();      // with Webhooks__Url, events POSTed (signed, retried) from a bounded outbox per instance
 builder.AddChatMetrics();       // meter, /metrics for Prometheus, OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
 builder.AddChatAuth();          // optional sign-in with tokens (off without Auth__Authority)
 builder.AddChatApi();           // the server API for the operator's backend (off without Api__Keys__0 or Api__Audience)

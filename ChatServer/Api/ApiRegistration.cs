@@ -38,7 +38,7 @@ internal static class ApiRegistration
         services.AddSingleton<ApiAuthenticator>();
         services.AddSingleton(sp => new MessageEraser(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetRequiredService<Rooms.IRoomChannel>(),
             sp.GetRequiredService<Rooms.PresenceTracker>(), sp.GetRequiredService<MessageDeleter>(), sp.GetService<HistoryDatabase>(),
-            sp.GetService<ArchiveWriter>()));
+            sp.GetService<ArchiveWriter>(), sp.GetService<Webhooks.WebhookOutbox>()));
         services.AddProblemDetails();
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
         services.AddOpenApi(openApi =>

@@ -209,7 +209,7 @@ internal static class MessageEndpoints
         DeleteOutcome outcome;
         try
         {
-            outcome = await deleter.DeleteAsync(roomName, messageEpoch, messageSeq, author: null, context.RequestAborted);
+            outcome = await deleter.DeleteAsync(roomName, messageEpoch, messageSeq, author: null, DeletedBy.Api, context.RequestAborted);
         }
         catch (HistoryUnavailableException)
         {

@@ -112,7 +112,7 @@ internal sealed class ChatSession : IDisposable
         DeleteOutcome outcome;
         try
         {
-            outcome = await _deleter.DeleteAsync(member.Room, epoch, seq, author: _user, cancellationToken);
+            outcome = await _deleter.DeleteAsync(member.Room, epoch, seq, author: _user, DeletedBy.Author, cancellationToken);
         }
         catch (HistoryUnavailableException)
         {

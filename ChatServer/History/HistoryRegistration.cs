@@ -44,9 +44,9 @@ internal static class HistoryRegistration
 
         services.AddSingleton(sp => new HistoryReader(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetService<HistoryDatabase>()));
         services.AddSingleton(sp => new MessageDeleter(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetRequiredService<Rooms.IRoomChannel>(),
-            sp.GetRequiredService<HistoryReader>(), sp.GetService<HistoryDatabase>(), sp.GetService<ArchiveWriter>()));
+            sp.GetRequiredService<HistoryReader>(), sp.GetService<HistoryDatabase>(), sp.GetService<ArchiveWriter>(), sp.GetService<Webhooks.WebhookOutbox>()));
         services.AddSingleton(sp => new MessagePoster(sp.GetRequiredService<Rooms.IMessageLog>(), sp.GetRequiredService<Rooms.RoomRegistry>(),
-            sp.GetRequiredService<TimeProvider>(), sp.GetService<ArchiveWriter>()));
+            sp.GetRequiredService<TimeProvider>(), sp.GetService<ArchiveWriter>(), sp.GetService<Webhooks.WebhookOutbox>()));
         services.AddSingleton(sp => new RoomHistory(sp.GetRequiredService<HistoryReader>(), sp.GetRequiredService<MessageDeleter>(),
             sp.GetRequiredService<MessagePoster>()));
         return builder;

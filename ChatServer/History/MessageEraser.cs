@@ -1,5 +1,6 @@
 using ChatServer.Protocol;
 using ChatServer.Rooms;
+using ChatServer.Webhooks;
 
 namespace ChatServer.History;
 
@@ -14,7 +15,7 @@ namespace ChatServer.History;
 /// Repeating an erasure is harmless: it finds nothing more to do.
 /// </summary>
 internal sealed class MessageEraser(IMessageLog log, IRoomChannel channel, PresenceTracker presence, MessageDeleter deleter,
-    HistoryDatabase? database = null, ArchiveWriter? archive = null)
+    HistoryDatabase? database = null, ArchiveWriter? archive = null, WebhookOutbox? webhooks = null)
 {
     /// <summary>Tombstones written to the history database per statement, and messages read from it per batch.</summary>
     public const int BatchSize = 500;
@@ -42,8 +43,9 @@ internal sealed class MessageEraser(IMessageLog log, IRoomChannel channel, Prese
                 {
                     erased++;
                     written.Add(tombstone.Archived);
+                    webhooks?.MessageDeleted(span.Room, entry.Seq, entry.Epoch, "api");
                 }
-                else if (await deleter.DeleteAsync(span.Room, entry.Epoch, entry.Seq, author: user, cancellationToken) == DeleteOutcome.Deleted)
+                else if (await deleter.DeleteAsync(span.Room, entry.Epoch, entry.Seq, author: user, DeletedBy.Api, cancellationToken) == DeleteOutcome.Deleted)
                 {
                     erased++;   // trimmed into the database meanwhile: the deleter found it there
                 }
@@ -142,6 +144,7 @@ internal sealed class MessageEraser(IMessageLog log, IRoomChannel channel, Prese
             erased += tombstones.Count;
             foreach (var tombstone in tombstones)
             {
+                webhooks?.MessageDeleted(tombstone.Room, tombstone.Archived.Seq, tombstone.Archived.Epoch, "api");
                 if (!live.TryGetValue(tombstone.Room, out var hasMembers))
                 {
                     live[tombstone.Room] = hasMembers = (await presence.MembersAsync(tombstone.Room)).Count > 0;

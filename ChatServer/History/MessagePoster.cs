@@ -1,14 +1,18 @@
+using System.Globalization;
 using ChatServer.Protocol;
 using ChatServer.Rooms;
+using ChatServer.Webhooks;
 
 namespace ChatServer.History;
 
 /// <summary>
 /// The one path that stores a message, for a client's <c>sendMessage</c> and for the server API alike: written once
 /// (<see cref="MessageEncoding"/>), numbered, stored and published by the log in one step (a key already stored answers
-/// the first message's place and stores nothing), then queued for the history database when there is one.
+/// the first message's place and stores nothing), then queued for the history database when there is one, and for the
+/// <c>message.created</c> webhook when webhooks are on (a duplicate is neither).
 /// </summary>
-internal sealed class MessagePoster(IMessageLog log, RoomRegistry registry, TimeProvider time, ArchiveWriter? archive = null)
+internal sealed class MessagePoster(IMessageLog log, RoomRegistry registry, TimeProvider time, ArchiveWriter? archive = null,
+    WebhookOutbox? webhooks = null)
 {
     /// <summary>
     /// Stores <paramref name="text"/> as <paramref name="user"/>'s in <paramref name="room"/>; throws
@@ -24,6 +28,8 @@ internal sealed class MessagePoster(IMessageLog log, RoomRegistry registry, Time
         if (!appended.Duplicate)
         {
             archive?.Add(room, prefix, appended.Seq, appended.Epoch);
+            webhooks?.MessageCreated(room, user, appended.Seq, appended.Epoch,
+                storedAt.UtcDateTime.ToString(MessageEncoding.TimestampFormat, CultureInfo.InvariantCulture), text, key);
         }
 
         return new Posted(appended.Seq, appended.Epoch, appended.Duplicate, storedAt.UtcDateTime);

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using ChatServer.Hosting;
 using ChatServer.Protocol;
+using ChatServer.Webhooks;
 using Microsoft.Extensions.Options;
 
 namespace ChatServer.Rooms;
@@ -13,9 +14,11 @@ namespace ChatServer.Rooms;
 /// Each (room, user) has a gate held from the count's change until the store has it (and the room heard it), so the
 /// store sees one user's joins and leaves in the order they happened, even from two connections at once; a refresh
 /// holds the gates of the entries it renews. Presence is best effort: a failure is logged and never fails a frame.
+/// With webhooks on, <see cref="PresenceWebhooks"/> hears each change the store decides (<c>user.joined</c>/<c>left</c>)
+/// and keeps the user's entry across rooms beside the room's, under the same gate (<c>user.offline</c>).
 /// </summary>
 internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel, InstanceId instance, IOptions<ChatOptions> options,
-    TimeProvider time, ILogger<PresenceTracker> logger)
+    TimeProvider time, ILogger<PresenceTracker> logger, PresenceWebhooks? webhooks = null)
 {
     /// <summary>Renewals sent in one pipelined batch.</summary>
     private const int RefreshBatch = 1_000;
@@ -33,6 +36,18 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
             {
                 return _slots.Count;
             }
+        }
+    }
+
+    /// <summary>
+    /// This instance's connections of <paramref name="user"/> in <paramref name="room"/>, and whether a join, leave or
+    /// refresh of them is still in flight (tests: once not busy, everything that change announced has been announced).
+    /// </summary>
+    internal (int Connections, bool Busy) Held(string room, string user)
+    {
+        lock (_sync)
+        {
+            return _slots.TryGetValue((room, user), out var slot) ? (slot.Connections, slot.Holders > 0) : (0, false);
         }
     }
 
@@ -54,7 +69,10 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
         {
             if (++slot.Connections == 1)
             {
-                await RunAsync(room, user, present: true, () => store.JoinAsync(room, instance.Value, user, time.GetUtcNow() + _ttl));
+                var expiresAt = time.GetUtcNow() + _ttl;
+                var userEntry = webhooks?.JoinedAsync(room, user, expiresAt);   // beside the room's entry; never throws
+                await RunAsync(room, user, present: true, () => store.JoinAsync(room, instance.Value, user, expiresAt));
+                await (userEntry ?? Task.CompletedTask);
             }
 
             return true;
@@ -75,7 +93,9 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
         {
             if (--slot.Connections == 0)
             {
+                var userEntry = webhooks?.LeavingAsync(room, user);   // beside the room's entry; never throws
                 await RunAsync(room, user, present: false, () => store.LeaveAsync(room, instance.Value, user));
+                await (userEntry is null ? Task.CompletedTask : webhooks!.LeftAsync(userEntry, user));   // user.offline after user.left
             }
         }
         finally
@@ -131,7 +151,10 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
                 return;
             }
 
-            var changes = await store.RefreshAsync(renewing, instance.Value, time.GetUtcNow() + _ttl);
+            var expiresAt = time.GetUtcNow() + _ttl;
+            var userEntries = webhooks?.RefreshAsync(renewing, expiresAt);   // never throws
+            var changes = await store.RefreshAsync(renewing, instance.Value, expiresAt);
+            await (userEntries ?? Task.CompletedTask);
             for (var i = 0; i < renewing.Length; i++)
             {
                 await AnnounceAsync(renewing[i].Room, changes[i], renewing[i].User, present: true);
@@ -192,12 +215,14 @@ internal sealed class PresenceTracker(IPresenceStore store, IRoomChannel channel
     {
         if (change.Changed)
         {
+            webhooks?.Changed(room, user, present);
             await PublishAsync(room, new PresenceFrame { Room = room, User = user, Present = present });
         }
 
         foreach (var gone in change.Gone)
         {
             PresenceLog.Expired(logger, room);
+            await (webhooks?.GoneAsync(room, gone) ?? Task.CompletedTask);
             await PublishAsync(room, new PresenceFrame { Room = room, User = gone, Present = false });
             await PublishAsync(room, NotificationFrame.Left(room, gone));
         }
