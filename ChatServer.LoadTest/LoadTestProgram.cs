@@ -106,9 +106,9 @@ internal static class LoadTestProgram
 
         var output = Console.Out;
         // Declared before the servers, so disposed after them: the servers let go of their databases first.
-        await using var postgres = options.StartPostgres ? await LocalPostgres.StartAsync(output, cancel.Token) : null;
+        using var postgres = options.StartPostgres ? await StartPostgresAsync(output, cancel.Token) : null;
         await using var databases = options.HasHistoryDatabase
-            ? new HistoryDatabases(options.HistoryDb ?? postgres!.ConnectionString, postgres?.PostmasterProcessId, dropAtEnd: postgres is null, output)
+            ? new HistoryDatabases(options.HistoryDb ?? postgres!.ConnectionString, postgres?.ProcessId, dropAtEnd: postgres is null, output)
             : null;
         await using var processes = new LocalProcesses(output);
         var server = options.Aot ? await NativeBuild.PublishAsync(output, cancel.Token) : options.Server;
@@ -232,6 +232,14 @@ internal static class LoadTestProgram
     /// Cold start alone: one instance at a time is started, timed to its first 200 from <c>/readyz</c>, and stopped;
     /// on every run, the baseline build and each peer are started right after ours, so all see the same machine load.
     /// </summary>
+    /// <summary><c>--start-postgres</c>: a throwaway PostgreSQL with its default durability, deleted when the run ends.</summary>
+    private static async Task<PostgresServerProcess> StartPostgresAsync(TextWriter output, CancellationToken cancellationToken)
+    {
+        var postgres = await PostgresServerProcess.StartAsync(durable: true, cancellationToken);
+        await output.WriteLineAsync($"postgres pid {postgres.ProcessId} on 127.0.0.1:{postgres.Port} ({postgres.Binaries}, data in {postgres.DataDirectory})");
+        return postgres;
+    }
+
     private static async Task<int> ColdStartsAsync(Options options, string server, LocalProcesses processes, TextWriter output,
         string[] args, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using ChatServer.LoadTest;
 using Npgsql;
 
 namespace ChatServer.Tests.History;
@@ -44,7 +45,7 @@ public sealed class ArchiveFaultTests : HistoryDatabaseFixture
     [Test, CancelAfter(120_000)]
     public async Task With_the_database_stopped_the_chat_goes_on_the_lag_shows_and_nothing_Redis_holds_is_lost(CancellationToken cancellationToken)
     {
-        using var postgres = await PostgresServerProcess.StartAsync(cancellationToken);
+        using var postgres = await PostgresServerProcess.StartAsync(cancellationToken: cancellationToken);
         var database = await PostgresServerProcess.CreateDatabaseAsync(postgres.ConnectionString, "outage", cancellationToken);
         var settings = new Dictionary<string, string?>
         {

@@ -1,3 +1,4 @@
+using ChatServer.LoadTest;
 using Npgsql;
 
 namespace ChatServer.Tests.Infrastructure;
@@ -35,7 +36,7 @@ public sealed class TestPostgresTests
     [Test, CancelAfter(90_000)]
     public async Task A_server_of_its_own_stopped_refuses_connections_and_started_again_has_its_data(CancellationToken cancellationToken)
     {
-        using var server = await PostgresServerProcess.StartAsync(cancellationToken);
+        using var server = await PostgresServerProcess.StartAsync(cancellationToken: cancellationToken);
         await ExecuteAsync(server.ConnectionString, "create table kept (text text); insert into kept values ('before the stop')", cancellationToken);
         var pidBefore = server.ProcessId;
 
